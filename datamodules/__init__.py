@@ -1,0 +1,1 @@
+"""The data side: document sources, the BPE tokenizer, token pools and the LightningDataModule."""

@@ -1,0 +1,129 @@
+"""Llama-style decoder: pre-norm RMSNorm, RoPE, SwiGLU, multi-head causal attention.
+
+No biases and untied input/output embeddings, so the non-embedding parameters are exactly the
+paper's N = n_layer * d_model * (4 * d_model + 3 * d_ff).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_modules.attention import causal_attention, check_backend
+from lightning_modules.shape import ModelShape
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    shape: ModelShape
+    vocab_size: int
+    seq_len: int
+    rope_theta: float = 10000.0
+    init_std: float = 0.02
+    attn_backend: str = "auto"
+    norm_eps: float = 1e-5
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (rotate-half form) for (B, S, H, D) tensors."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float):
+        super().__init__()
+        inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)[None, :, None, :]  # (1, S, 1, D)
+        self.register_buffer("cos", angles.cos().float(), persistent=False)
+        self.register_buffer("sin", angles.sin().float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.shape[1]
+        half = x.shape[-1] // 2
+        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+        cos, sin = self.cos[:, :seq].to(x.dtype), self.sin[:, :seq].to(x.dtype)
+        return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: DecoderConfig, rope: RotaryEmbedding):
+        super().__init__()
+        d, self.n_head = cfg.shape.d_model, cfg.shape.n_head
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.rope = rope
+        self.backend = cfg.attn_backend
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.n_head, d // self.n_head).unbind(dim=2)
+        y = causal_attention(self.rope(q), self.rope(k), v, self.backend)
+        return self.proj(y.reshape(b, s, d))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__()
+        self.gate_up = nn.Linear(d_model, 2 * d_ff, bias=False)
+        self.down = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DecoderConfig, rope: RotaryEmbedding):
+        super().__init__()
+        d = cfg.shape.d_model
+        self.attn_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
+        self.attn = Attention(cfg, rope)
+        self.mlp_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
+        self.mlp = SwiGLU(d, cfg.shape.d_ff)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        check_backend(cfg.attn_backend)
+        self.cfg = cfg
+        shape = cfg.shape
+        rope = RotaryEmbedding(shape.head_dim, cfg.seq_len, cfg.rope_theta)
+        self.embed = nn.Embedding(cfg.vocab_size, shape.d_model)
+        self.blocks = nn.ModuleList(Block(cfg, rope) for _ in range(shape.n_layer))
+        self.norm = nn.RMSNorm(shape.d_model, eps=cfg.norm_eps)
+        self.head = nn.Linear(shape.d_model, cfg.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        # GPT-2 style: scale the residual-branch outputs so the stream's variance stays O(1).
+        for block in self.blocks:
+            for out in (block.attn.proj, block.mlp.down):
+                nn.init.normal_(out.weight, std=cfg.init_std / math.sqrt(2 * shape.n_layer))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=self.cfg.init_std)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, S, V) for token ids (B, S)."""
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Counts by role, from the tensors themselves (checked against the shape's formulas)."""
+        counts = {"non_embedding": 0, "embedding": 0, "norm": 0}
+        for name, p in self.named_parameters():
+            if name.startswith(("embed.", "head.")):
+                counts["embedding"] += p.numel()
+            elif "norm" in name:
+                counts["norm"] += p.numel()
+            else:
+                counts["non_embedding"] += p.numel()
+        return counts

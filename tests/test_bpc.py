@@ -1,0 +1,118 @@
+"""Exact BPC: character accounting, uniform-logit values, and independence from batch and ranks."""
+
+import math
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from datamodules.datamodule import PoolDataModule, ValidationWindows, rank_share
+from datamodules.tokenizer import chars_per_token, token_byte_lengths
+from lightning_modules.bpc import BitsPerCharacter, ValidationBPC
+from lightning_modules.model import DecoderConfig
+from lightning_modules.module import DecoderLM, OptimSettings
+from lightning_modules.shape import ModelShape
+
+OPTIM = OptimSettings(1e-3, 1e-5, 1, 10, 0.1, 0.9, 0.95, 1e-8)
+
+
+def make_module(vocab: int, seq_len: int, uniform: bool) -> DecoderLM:
+    torch.manual_seed(0)
+    module = DecoderLM.create(DecoderConfig(ModelShape(64, 1, 176, 1), vocab, seq_len), OPTIM)
+    if uniform:
+        torch.nn.init.zeros_(module.model.head.weight)  # every logit 0: p = 1/V everywhere
+    return module
+
+
+def validate(module, pool, seq_len: int, batch: int) -> dict:
+    dm = PoolDataModule(
+        lambda: pool,
+        lambda: None,
+        seq_len=seq_len,
+        global_batch=1,
+        micro_batch=1,
+        total_steps=1,
+        val_batch_size=batch,
+    )
+    bpc = ValidationBPC()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[bpc],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.validate(module, datamodule=dm, verbose=False)
+    return bpc.result
+
+
+def test_chars_per_token_splits_multibyte_characters(small_pool):
+    tok = small_pool.tokenizer
+    lengths = token_byte_lengths(tok)
+    text = "x = 'naïve café — 世界 🎉'\n"
+    ids = np.array(tok.encode(text).ids)
+    chars = chars_per_token(text, ids, lengths)
+    assert chars.sum() == len(text)
+    assert lengths[ids].sum() == len(text.encode("utf-8"))
+    assert tok.decode(ids.tolist()) == text
+
+
+def test_pool_character_counts_are_exact(small_pool):
+    meta = small_pool.meta["val"]
+    assert small_pool.val_chars.sum() == meta["chars"]
+    assert small_pool.val_bytes.sum() == meta["bytes"]
+    assert (small_pool.val_tokens != small_pool.eos_id).sum() == meta["tokens"]
+
+
+@pytest.mark.parametrize("seq_len", [7, 32, 100])
+def test_uniform_logits_give_log2_vocab_per_token(small_pool, seq_len):
+    vocab = small_pool.vocab_size
+    result = validate(make_module(vocab, seq_len, uniform=True), small_pool, seq_len, batch=3)
+    meta = small_pool.meta["val"]
+    assert result["tokens"] == meta["tokens"] and result["chars"] == meta["chars"]
+    expected = math.log2(vocab) * meta["tokens"] / meta["chars"]
+    assert result["bpc"] == pytest.approx(expected, rel=1e-6)
+    assert result["bpb"] == pytest.approx(
+        math.log2(vocab) * meta["tokens"] / meta["bytes"], rel=1e-6
+    )
+
+
+def test_eval_batch_size_does_not_change_bpc(small_pool):
+    module = make_module(small_pool.vocab_size, 32, uniform=False)
+    results = [validate(module, small_pool, 32, batch)["bpc"] for batch in (1, 5, 64)]
+    assert results[0] == pytest.approx(results[1], rel=1e-6)
+    assert results[0] == pytest.approx(results[2], rel=1e-6)
+
+
+def test_every_token_is_scored_once_across_ranks(small_pool):
+    windows = ValidationWindows(
+        small_pool.val_tokens,
+        small_pool.val_chars,
+        small_pool.val_bytes,
+        small_pool.eos_id,
+        seq_len=13,
+    )
+    for world in (1, 2, 3):
+        chars = tokens = 0
+        seen = []
+        for rank in range(world):
+            for j in rank_share(len(windows), rank, world):
+                w = windows[j]
+                seen.append(j)
+                tokens += int(w["scored"].sum())
+                chars += int(w["chars"].sum())
+        assert sorted(seen) == list(range(len(windows)))
+        assert tokens == small_pool.meta["val"]["tokens"]
+        assert chars == small_pool.meta["val"]["chars"]
+
+
+def test_metric_sums_before_dividing():
+    """Two 'devices' with different amounts of text: the merged value is the pooled ratio."""
+    a, b = BitsPerCharacter(), BitsPerCharacter()
+    a.update(torch.tensor(10.0), torch.tensor(5), torch.tensor(20), torch.tensor(22))
+    b.update(torch.tensor(1.0), torch.tensor(1), torch.tensor(2), torch.tensor(2))
+    a.merge_state(b)
+    assert a.compute()["bpc"].item() == pytest.approx(11.0 / math.log(2) / 22)

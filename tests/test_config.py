@@ -1,0 +1,118 @@
+"""Config loading: sizes, overrides, files, and errors that say what to fix."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import ConfigError, load_config, parse_size
+from lightning_modules.plan import make_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("201M", 201_000_000),
+        ("1.13B", 1_130_000_000),
+        ("2e9", 2_000_000_000),
+        ("4K", 4000),
+        (12345, 12345),
+        ("341B", 341_000_000_000),
+        ("1.5t", 1_500_000_000_000),
+    ],
+)
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("bad", ["12Q", "abc", "-5M", "0"])
+def test_bad_size(bad):
+    with pytest.raises(ConfigError):
+        parse_size(bad, "model.n")
+
+
+def test_unknown_key_names_it_and_the_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config(["model.d_modle=512"])
+    message = str(err.value)
+    assert "model.d_modle" in message and "Did you mean 'd_model'" in message
+    assert "n_layer" in message and "attn_backend" in message
+
+
+def test_unknown_section():
+    with pytest.raises(ConfigError, match="Did you mean 'optim'"):
+        load_config(["optm.lr=1"])
+
+
+def test_wrong_type():
+    with pytest.raises(ConfigError, match="data.seq_len"):
+        load_config(["data.seq_len=long"])
+
+
+def test_config_file_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  n: 3M\ndata:\n  seq_len: 64\n")
+    cfg = load_config([f"config={path}", "data.seq_len=32"])
+    assert (cfg.model.n, cfg.data.seq_len) == ("3M", 32)
+    path.write_text("model:\n  nn: 3M\n")
+    with pytest.raises(ConfigError, match="model.nn"):
+        load_config([f"config={path}"])
+
+
+def test_partial_explicit_shape_is_refused():
+    cfg = load_config(["model.d_model=128"])
+    with pytest.raises(ConfigError, match="set all four shape keys"):
+        make_plan(cfg, 1, 4096)
+
+
+def test_explicit_shape_overrides_n():
+    cfg = load_config(["model.d_model=128", "model.n_layer=2", "model.d_ff=344", "model.n_head=2"])
+    plan = make_plan(cfg, 1, 4096)
+    assert plan.shape.n_params == 2 * 128 * (4 * 128 + 3 * 344)
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_plan_json():
+    out = run_cli(
+        "--plan", "model.n=2.27B", "data.tokens=341B", "data.vocab_size=65536", "data.seq_len=2048"
+    )
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    required = {
+        "d_model",
+        "d_ff",
+        "n_head",
+        "n_layer",
+        "n_params",
+        "n_params_with_embedding",
+        "vocab_size",
+        "seq_len",
+        "tokens",
+        "lr",
+        "global_batch_tokens",
+        "global_batch_sequences",
+        "micro_batch",
+        "grad_accumulation",
+        "steps",
+        "flops",
+        "flops_with_attention",
+    }
+    assert required <= plan.keys()
+    assert abs(plan["global_batch_sequences"] - 1090) <= 5
+    assert plan["d_model"] == 2304 and plan["n_layer"] == 36
+
+
+def test_cli_help_and_errors():
+    out = run_cli("--help")
+    assert out.returncode == 0 and "attn_backend" in out.stdout and "--plan" in out.stdout
+    out = run_cli("--plan", "trainer.devcies=2")
+    assert out.returncode == 2 and "Did you mean 'devices'" in out.stderr

@@ -1,0 +1,64 @@
+"""A short real run through train.py: it trains, validates and writes a valid result.json."""
+
+import json
+
+import pytest
+
+import train
+from configs import load_config
+from datamodules.pool import unigram_bits_per_char
+
+
+def tiny_run(pool, run_dir, *extra):
+    return load_config(
+        [
+            f"data.pool={pool.path}",
+            f"run.dir={run_dir}",
+            "run.name=tiny",
+            "model.n=60K",
+            "data.tokens=120K",
+            "data.seq_len=64",
+            "optim.micro_batch=4",
+            "trainer.val_every_steps=40",
+            "trainer.progress_bar=false",
+            *extra,
+        ]
+    )
+
+
+def test_end_to_end_run_writes_result(small_pool, tmp_path):
+    cfg = tiny_run(small_pool, tmp_path)
+    result = train.train(cfg)
+    run_dir = tmp_path / "tiny"
+    saved = json.loads((run_dir / "result.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert saved["status"] == "completed"
+    for key in (
+        "n_params",
+        "n_params_with_embedding",
+        "tokens",
+        "code_fraction",
+        "flops",
+        "val_bpc",
+        "val_bpb",
+        "val_loss",
+        "steps",
+        "wall_seconds",
+        "config",
+    ):
+        assert key in saved
+    assert saved["flops"] == 6 * saved["n_params"] * saved["tokens"]
+    assert saved["tokens"] == saved["steps"] * saved["plan"]["global_batch_tokens"]
+    assert saved["val_chars"] == small_pool.meta["val"]["chars"]
+    assert saved["val_bpc_unigram"] == pytest.approx(unigram_bits_per_char(small_pool))
+    assert saved["val_bpc"] < 0.8 * saved["val_bpc_unigram"]  # it learned something real
+    assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    # A completed run is not trained again.
+    assert train.train(cfg)["finished_at"] == saved["finished_at"]
+
+
+def test_budget_larger_than_pool_fails_with_numbers(small_pool, tmp_path):
+    cfg = tiny_run(small_pool, tmp_path, "data.tokens=50M")
+    with pytest.raises(ValueError, match="lower data.tokens"):
+        train.train(cfg)
