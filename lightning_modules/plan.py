@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from configs import ConfigError, format_size, parse_size
+from lightning_modules.attention import check_backend
 from lightning_modules.shape import (
     ModelShape,
     shape_for_target,
@@ -111,6 +112,10 @@ def batch_layout(global_sequences: float, micro_batch: int, world_size: int) -> 
 
 
 def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
+    try:
+        check_backend(cfg.model.attn_backend)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(str(err)) from err
     shape, n_target = model_shape(cfg.model)
     tokens = parse_size(cfg.data.tokens, "data.tokens")
     seq_len = cfg.data.seq_len
