@@ -1,7 +1,7 @@
 """LightningDataModule over a token pool.
 
 Training order is a pure function of the global step: global batch g holds sequences
-[g*B, (g+1)*B) of the pool's stream (sequence i = tokens [i*S, i*S+S]), rank r of W takes the
+[g*B, (g+1)*B) of the run's mixed stream (`datamodules.mixture`), rank r of W takes the
 r-th contiguous share, and each share is cut into micro-batches. The batches a run sees do not
 depend on the world size, the workers or the micro-batch, and a resumed run starts at the step
 it stopped at. Validation covers every scored token exactly once across ranks.
@@ -16,21 +16,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from datamodules.mixture import MixedStream
 from datamodules.pool import TokenPool
 
 
 class TrainSequences(Dataset):
-    """Sequence i of the stream: S+1 tokens starting at i*S (inputs and shifted targets)."""
+    """Sequence i of the mixed stream: S+1 tokens (inputs and shifted targets)."""
 
-    def __init__(self, tokens: np.ndarray, seq_len: int):
-        self.tokens, self.seq_len = tokens, seq_len
+    def __init__(self, stream: MixedStream, count: int):
+        self.stream, self.count = stream, count
 
     def __len__(self) -> int:
-        return (len(self.tokens) - 1) // self.seq_len
+        return self.count
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        start = i * self.seq_len
-        return torch.from_numpy(self.tokens[start : start + self.seq_len + 1].astype(np.int64))
+        return torch.from_numpy(self.stream.sequence(i).astype(np.int64))
 
 
 class GlobalStepSampler(Sampler[list[int]]):
@@ -55,7 +55,9 @@ class GlobalStepSampler(Sampler[list[int]]):
         self.rank, self.start_step, self.total_steps = rank, start_step, total_steps
 
     def __len__(self) -> int:
-        return max(0, self.total_steps - self.start_step) * (self.per_rank // self.micro_batch)
+        """The whole run's micro-batches, also when resuming: Lightning restores its count of
+        batches already seen and ends the epoch when that count reaches this length."""
+        return self.total_steps * (self.per_rank // self.micro_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start_step, self.total_steps):
@@ -69,12 +71,19 @@ class ValidationWindows(Dataset):
 
     Window j predicts tokens j*S+1 .. j*S+S from the S tokens before them. Separators are
     inputs only (their `scored` flag is False); the last window is padded with unscored slots.
+    `language` is each target's language id, for per-language BPC.
     """
 
     def __init__(
-        self, tokens: np.ndarray, chars: np.ndarray, nbytes: np.ndarray, eos_id: int, seq_len: int
+        self,
+        tokens: np.ndarray,
+        chars: np.ndarray,
+        nbytes: np.ndarray,
+        languages: np.ndarray,
+        eos_id: int,
+        seq_len: int,
     ):
-        self.tokens, self.chars, self.nbytes = tokens, chars, nbytes
+        self.tokens, self.chars, self.nbytes, self.languages = tokens, chars, nbytes, languages
         self.eos_id, self.seq_len = eos_id, seq_len
 
     def __len__(self) -> int:
@@ -92,7 +101,12 @@ class ValidationWindows(Dataset):
             "scored": torch.from_numpy(scored),
             "chars": torch.from_numpy(np.pad(self.chars[targets].astype(np.int64), (0, pad))),
             "bytes": torch.from_numpy(np.pad(self.nbytes[targets].astype(np.int64), (0, pad))),
+            "language": torch.from_numpy(np.pad(self.languages[targets], (0, pad))),
         }
+
+
+def mixed_stream(pool: TokenPool, code_fraction: float, seq_len: int) -> MixedStream:
+    return MixedStream(pool.stream("code"), pool.stream("nl"), code_fraction, seq_len)
 
 
 def rank_share(n: int, rank: int, world_size: int) -> range:
@@ -101,10 +115,14 @@ def rank_share(n: int, rank: int, world_size: int) -> range:
 
 
 class PoolDataModule(L.LightningDataModule):
+    """Serves one run's budget of a pool: `total_steps` global batches of the stream mixed at
+    `code_fraction`, and the whole code validation set."""
+
     def __init__(
         self,
         open_pool: Callable[[], TokenPool],
         build_pool: Callable[[], None],
+        code_fraction: float,
         seq_len: int,
         global_batch: int,
         micro_batch: int,
@@ -113,7 +131,7 @@ class PoolDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
-        self.open_pool, self.build_pool = open_pool, build_pool
+        self.open_pool, self.build_pool, self.code_fraction = open_pool, build_pool, code_fraction
         self.seq_len, self.global_batch, self.micro_batch = seq_len, global_batch, micro_batch
         self.total_steps, self.val_batch_size, self.num_workers = (
             total_steps,
@@ -121,21 +139,19 @@ class PoolDataModule(L.LightningDataModule):
             num_workers,
         )
         self.pool: TokenPool | None = None
+        self.stream: MixedStream | None = None
 
     def prepare_data(self) -> None:
         self.build_pool()  # once per node, before any rank reads
 
     def setup(self, stage: str | None = None) -> None:
         self.pool = self.open_pool()
-        available = len(TrainSequences(self.pool.train_tokens, self.seq_len))
-        needed = self.total_steps * self.global_batch
-        if needed > available:
-            raise ValueError(
-                f"the run needs {needed} sequences of {self.seq_len} tokens "
-                f"({needed * self.seq_len:,} tokens) but the pool {self.pool.path} holds "
-                f"{available} ({available * self.seq_len:,} tokens); lower data.tokens or use a "
-                "larger pool"
-            )
+        self.stream = mixed_stream(self.pool, self.code_fraction, self.seq_len)
+        self.stream.check_budget(self.sequences * self.seq_len)
+
+    @property
+    def sequences(self) -> int:
+        return self.total_steps * self.global_batch
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -148,7 +164,7 @@ class PoolDataModule(L.LightningDataModule):
             self.global_batch, self.micro_batch, rank, world, start, self.total_steps
         )
         return DataLoader(
-            TrainSequences(self.pool.train_tokens, self.seq_len),
+            TrainSequences(self.stream, self.sequences),
             batch_sampler=sampler,
             num_workers=self.num_workers,
         )
@@ -157,7 +173,12 @@ class PoolDataModule(L.LightningDataModule):
         rank, world = self._rank()
         pool = self.pool
         windows = ValidationWindows(
-            pool.val_tokens, pool.val_chars, pool.val_bytes, pool.eos_id, self.seq_len
+            pool.val_tokens,
+            pool.val_chars,
+            pool.val_bytes,
+            pool.val_token_languages,
+            pool.eos_id,
+            self.seq_len,
         )
         share = torch.utils.data.Subset(windows, rank_share(len(windows), rank, world))
         return DataLoader(

@@ -1,31 +1,600 @@
-"""Where documents come from. The embedded default: the Python standard library's sources.
+"""Where documents come from: parquet shards, JSON lines, directories of source files, and the
+embedded default, this Python installation's standard library (its code, and its English prose).
 
-Every Python installation carries ~30 MB of real, varied code, so a run works offline on any
-machine. Files are assigned to train or validation by a stable hash of their path relative to
-the standard library, so the split is the same on every machine with the same Python version.
+A source spec (a file, a directory or a glob; several joined by commas) becomes a list of
+`Shard`s: small picklable units that worker processes read independently with `read_shard`.
+Whatever cannot be read is either a `SourceError` naming the file, or a counted skip in a
+`SkipLog`; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+import ast
+import glob
+import gzip
 import hashlib
+import json
+import os
 import sysconfig
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
 
 SKIPPED_DIRS = {"site-packages", "dist-packages", "__pycache__"}
+KINDS = ("auto", "parquet", "jsonl", "files")
+PARQUET_SUFFIXES = (".parquet",)
+# `.json` counts as JSON lines only when named explicitly: source trees are full of .json configs.
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+SHARD_FILES = 1000  # a "files" shard holds at most this many files ...
+SHARD_BYTES = 64 * 2**20  # ... or about this many bytes, so work spreads over processes
+PARQUET_BATCH_ROWS = 256  # code files can be megabytes each: keep record batches small
+READ_BYTES = 2**20
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MIN_PROSE_CHARS = 200
+
+NOT_UTF8 = "not UTF-8"
+EMPTY = "empty"
+UNPARSABLE = "not parsable Python"
+
+
+class SourceError(ValueError):
+    """A source cannot be read as asked; the message names the file and what to change."""
 
 
 @dataclass(frozen=True)
 class Document:
     text: str
-    path: str
-    language: str = "Python"
+    path: str  # where it came from: "pkg/mod.py", "x.parquet#row=12", "x.jsonl#line=7"
+    language: str = "Python"  # canonical language name; "English" for natural-language prose
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Field names to look for in parquet / JSON lines records; the first one present is used."""
+
+    text: tuple[str, ...] = ("content", "text")
+    language: tuple[str, ...] = ("language", "lang")
+    path: tuple[str, ...] = ("path", "max_stars_repo_path", "file_path")
+
+
+DEFAULT_COLUMNS = Columns()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A unit of parallel work: one parquet or JSON lines file, or a group of source files.
+
+    `paths` are relative to `root` (POSIX separators); they name the documents, so the names do
+    not depend on where the data sits on a machine.
+    """
+
+    kind: str  # "parquet" | "jsonl" | "files"
+    paths: tuple[str, ...]
+    root: str
+
+    def file(self, path: str) -> str:
+        return os.path.join(self.root, path)
+
+
+@dataclass
+class SkipLog:
+    """Documents left out and why: counts per (file, reason) and the first few locations.
+
+    Picklable, mergeable and JSON-serialisable, so each worker process keeps one, the parent
+    merges them and a resumable job can store them.
+    """
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int = 5
+
+    def add(self, file: str, reason: str, where: str) -> None:
+        self.counts[file, reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < self.max_examples:
+            shown.append(where)
+
+    def merge(self, other: SkipLog) -> None:
+        self.counts.update(other.counts)
+        for reason, places in other.examples.items():
+            shown = self.examples.setdefault(reason, [])
+            shown.extend(places[: self.max_examples - len(shown)])
+
+    def to_json(self) -> dict:
+        return {
+            "counts": [[f, r, n] for (f, r), n in sorted(self.counts.items())],
+            "examples": self.examples,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> SkipLog:
+        counts = Counter({(f, r): n for f, r, n in data["counts"]})
+        return cls(counts, {r: list(places) for r, places in data["examples"].items()})
+
+    def total(self, reason: str | None = None) -> int:
+        return sum(n for (_, r), n in self.counts.items() if reason in (None, r))
+
+    def files(self, reason: str) -> dict[str, int]:
+        return {f: n for (f, r), n in sorted(self.counts.items()) if r == reason}
+
+    def summary(self) -> str:
+        if not self.counts:
+            return "skipped nothing"
+        parts = []
+        for reason in sorted({r for _, r in self.counts}):
+            per_file = Counter(self.files(reason))
+            top = ", ".join(f"{f} {n}" for f, n in per_file.most_common(5))
+            more = f" and {len(per_file) - 5} more files" if len(per_file) > 5 else ""
+            examples = ", ".join(self.examples.get(reason, []))
+            files = "file" if len(per_file) == 1 else "files"
+            parts.append(
+                f"{reason}: {self.total(reason)} in {len(per_file)} {files} ({top}{more}; "
+                f"e.g. {examples})"
+            )
+        return f"skipped {self.total()} documents: " + "; ".join(parts)
+
+
+# Canonical language names (The Stack / Linguist spelling) | other spellings | file extensions.
+_LANGUAGE_TABLE = """
+Python           | py python3               | .py .pyw .pyi
+Java             |                          | .java
+JavaScript       | js node nodejs           | .js .mjs .cjs .jsx
+TypeScript       | ts                       | .ts .tsx .mts .cts
+C                |                          | .c .h
+C++              | cpp cxx c-plus-plus      | .cc .cpp .cxx .c++ .hh .hpp .hxx .h++ .ipp
+C#               | csharp c-sharp cs        | .cs
+CUDA             | cu                       | .cu .cuh
+Go               | golang                   | .go
+Rust             | rs                       | .rs
+Ruby             | rb                       | .rb
+PHP              |                          | .php
+Shell            | bash sh zsh              | .sh .bash .zsh
+PowerShell       | ps1 pwsh                 | .ps1 .psm1
+Batchfile        | batch bat                | .bat .cmd
+HTML             | htm xhtml                | .html .htm .xhtml
+CSS              |                          | .css
+SCSS             | sass                     | .scss .sass
+Vue              |                          | .vue
+Markdown         | md                       | .md .markdown
+reStructuredText | rst                      | .rst
+TeX              | latex                    | .tex .sty .cls
+JSON             |                          | .json
+YAML             | yml                      | .yaml .yml
+TOML             |                          | .toml
+XML              |                          | .xml
+SQL              |                          | .sql
+Kotlin           | kt                       | .kt .kts
+Scala            |                          | .scala
+Swift            |                          | .swift
+Objective-C      | objc objectivec          | .mm
+Dart             |                          | .dart
+Lua              |                          | .lua
+R                |                          | .r
+Julia            | jl                       | .jl
+MATLAB           |                          |
+Perl             | pl                       | .pl .pm
+Haskell          | hs                       | .hs
+OCaml            |                          | .ml .mli
+F#               | fsharp f-sharp           | .fs .fsx
+Elixir           |                          | .ex .exs
+Erlang           |                          | .erl .hrl
+Clojure          |                          | .clj .cljs
+Scheme           |                          | .scm
+Racket           |                          | .rkt
+Common Lisp      | lisp                     | .lisp
+Emacs Lisp       | elisp                    | .el
+Groovy           |                          | .groovy .gradle
+Visual Basic     | vb vba                   | .vb
+Fortran          |                          | .f .f90 .f95 .f03
+Pascal           |                          | .pas
+Assembly         | asm                      | .asm .s
+Zig              |                          | .zig
+Nim              |                          | .nim
+Verilog          |                          | .v
+VHDL             |                          | .vhd .vhdl
+Solidity         |                          | .sol
+Protocol Buffer  | protobuf proto           | .proto
+CMake            |                          | .cmake
+Makefile         | make                     | .mk
+Dockerfile       | docker                   |
+Jupyter Notebook | ipynb jupyter            | .ipynb
+Text             | txt plain-text           | .txt
+English          | en                       |
+"""
+_FILE_NAMES = {
+    "makefile": "Makefile",
+    "gnumakefile": "Makefile",
+    "dockerfile": "Dockerfile",
+    "cmakelists.txt": "CMake",
+}
+
+
+def _language_key(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+_BY_ALIAS: dict[str, str] = {}
+_BY_EXTENSION: dict[str, str] = {}
+for _row in _LANGUAGE_TABLE.strip().splitlines():
+    _name, _aliases, _extensions = (cell.strip() for cell in _row.split("|"))
+    _BY_ALIAS.update((_language_key(alias), _name) for alias in [_name, *_aliases.split()])
+    _BY_EXTENSION.update((extension, _name) for extension in _extensions.split())
+
+
+def canonical_language(name: str) -> str:
+    """'python', 'py' -> 'Python'; 'c-sharp' -> 'C#'. Unknown names are kept as given (stripped)."""
+    return _BY_ALIAS.get(_language_key(name), name.strip())
+
+
+def language_of_path(path: str) -> str | None:
+    """Language from a file's name or extension, None when neither is known."""
+    name = os.path.basename(path).lower()
+    return _FILE_NAMES.get(name) or _BY_EXTENSION.get(os.path.splitext(name)[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing shards
+
+
+def _data_kind(path: str, explicit: bool) -> str | None:
+    name = path.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(JSONL_SUFFIXES) or (explicit and name.endswith(".json")):
+        return "jsonl"
+    return None
+
+
+def _posix(path: str) -> str:
+    return Path(path).as_posix()
+
+
+def _group_files(root: str, paths: list[str]) -> list[Shard]:
+    """Consecutive runs of at most SHARD_FILES files or about SHARD_BYTES bytes."""
+    shards: list[Shard] = []
+    group: list[str] = []
+    size = 0
+    for path in paths:
+        nbytes = os.path.getsize(os.path.join(root, path))
+        if group and (len(group) == SHARD_FILES or size + nbytes > SHARD_BYTES):
+            shards.append(Shard("files", tuple(group), root))
+            group, size = [], 0
+        group.append(path)
+        size += nbytes
+    if group:
+        shards.append(Shard("files", tuple(group), root))
+    return shards
+
+
+def _shards_of_files(root: str, paths: list[str], kind: str, explicit: bool) -> list[Shard]:
+    """Each parquet / JSON lines file is a shard; the remaining (source) files are grouped."""
+    shards, sources = [], []
+    for path in paths:
+        file_kind = kind if kind != "auto" else _data_kind(path, explicit) or "files"
+        if file_kind == "files":
+            sources.append(path)
+        else:
+            shards.append(Shard(file_kind, (path,), root))
+    return shards + _group_files(root, sources)
+
+
+def _walk(directory: str) -> list[str]:
+    """Files under a directory, relative and sorted; hidden entries and installed packages and
+    caches skipped."""
+    found = []
+    for parent, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS]
+        relative = os.path.relpath(parent, directory)
+        found += [
+            _posix(os.path.normpath(os.path.join(relative, f)))
+            for f in files
+            if not f.startswith(".")
+        ]
+    return sorted(found)
+
+
+def _directory_shards(directory: str, kind: str) -> list[Shard]:
+    files = _walk(directory)
+    wanted = ("parquet", "jsonl") if kind == "auto" else (kind,)
+    data = [f for f in files if _data_kind(f, explicit=kind == "jsonl") in wanted]
+    if data:
+        return [Shard(_data_kind(f, explicit=True) or kind, (f,), directory) for f in data]
+    if kind != "auto" and kind != "files":
+        raise SourceError(f"source {directory!r} contains no {kind} files")
+    sources = [f for f in files if language_of_path(f)]
+    ignored = Counter(os.path.splitext(f)[1] or f for f in files if not language_of_path(f))
+    if ignored:
+        common = ", ".join(f"{ext} {n}" for ext, n in ignored.most_common(5))
+        warnings.warn(
+            f"ignored {ignored.total()} files of no known language under {directory} ({common}); "
+            "name them explicitly to read them",
+            stacklevel=3,
+        )
+    if not sources:
+        raise SourceError(f"source {directory!r} contains no data or source files")
+    return _group_files(directory, sources)
+
+
+def _is_glob(spec: str) -> bool:
+    return any(char in spec for char in "*?[")
+
+
+def _glob_root(spec: str) -> str:
+    """The leading part of a glob without wildcards: matched files are named relative to it."""
+    parts = []
+    for part in Path(spec).parts[:-1]:
+        if _is_glob(part):
+            break
+        parts.append(part)
+    return os.path.join(*parts) if parts else "."
+
+
+def list_shards(spec: str, kind: str = "auto") -> list[Shard]:
+    """The shards of one source: a file, a directory or a glob.
+
+    auto: `.parquet` is parquet; `.jsonl`, `.jsonl.gz`, `.jsonl.zst` (and `.json` when named
+    explicitly) are JSON lines; a directory holding such files gives those (recursively, sorted),
+    else its source files of a known language, in groups. `kind` forces one reading.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}, expected one of {', '.join(KINDS)}")
+    if _is_glob(spec):
+        matches = sorted(glob.glob(spec, recursive=True))
+        if not matches:
+            raise SourceError(f"source {spec!r} matches no files")
+        root = _glob_root(spec)
+        files = [_posix(os.path.relpath(m, root)) for m in matches if os.path.isfile(m)]
+        shards = _shards_of_files(root, files, kind, explicit=True)
+        for match in matches:
+            if os.path.isdir(match):
+                shards += _directory_shards(match, kind)
+        return shards
+    if os.path.isdir(spec):
+        return _directory_shards(spec, kind)
+    if os.path.isfile(spec):
+        root, name = os.path.split(spec)
+        return _shards_of_files(root or ".", [name], kind, explicit=True)
+    raise SourceError(f"source {spec!r} does not exist")
+
+
+def list_shards_many(specs: str | Iterable[str], kind: str = "auto") -> list[Shard]:
+    """Shards of several specs ("a/,b/*.parquet" or a list); a file named twice is read once."""
+    if isinstance(specs, str):
+        specs = [specs]
+    names = [s.strip() for spec in specs for s in spec.split(",") if s.strip()]
+    if not names:
+        raise SourceError("no source given")
+    seen: set[str] = set()
+    shards = []
+    for name in names:
+        for shard in list_shards(name, kind):
+            fresh = []
+            for path in shard.paths:
+                real = os.path.realpath(shard.file(path))
+                if real not in seen:
+                    seen.add(real)
+                    fresh.append(path)
+            if fresh:
+                shards.append(Shard(shard.kind, tuple(fresh), shard.root))
+    return shards
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading shards
+
+
+def _first_present(candidates: tuple[str, ...], available: Iterable[str]) -> str | None:
+    names = set(available)
+    return next((c for c in candidates if c in names), None)
+
+
+def _missing_text(file: str, columns: Columns, available: Iterable[str], where: str) -> SourceError:
+    return SourceError(
+        f"{file}{where}: no text column; looked for {', '.join(columns.text)}, it has "
+        f"{', '.join(available) or 'none'}; name the text column with Columns(text=...) "
+        f"(prepare's --text-column)"
+    )
+
+
+def _language(language: object, path: object, default: str) -> str:
+    if language:
+        return canonical_language(str(language))
+    if path:
+        return language_of_path(str(path)) or default
+    return default
+
+
+def _utf8_clean(text: str) -> bool:
+    """False for text with lone surrogates (from JSON escapes), which no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _read_parquet(shard: Shard, columns: Columns, log: SkipLog, default: str) -> Iterator[Document]:
+    name = shard.paths[0]
+    file = shard.file(name)
+    try:
+        parquet = pq.ParquetFile(file)
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowException) as error:
+        raise SourceError(f"{file}: not a readable parquet file ({error})") from error
+    text_col = _first_present(columns.text, schema.names)
+    if text_col is None:
+        raise _missing_text(file, columns, schema.names, "")
+    text_type = schema.field(text_col).type
+    binary = pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type)
+    if not (binary or pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        raise SourceError(f"{file}: text column {text_col!r} holds {text_type}, not text")
+    lang_col = _first_present(columns.language, schema.names)
+    path_col = _first_present(columns.path, schema.names)
+    wanted = [c for c in (text_col, lang_col, path_col) if c]
+    row = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+            texts = batch[text_col].to_pylist()
+            langs = batch[lang_col].to_pylist() if lang_col else [None] * len(texts)
+            paths = batch[path_col].to_pylist() if path_col else [None] * len(texts)
+            for text, lang, path in zip(texts, langs, paths, strict=True):
+                where = f"{name}#row={row}"
+                row += 1
+                if binary and text is not None:
+                    try:
+                        text = text.decode("utf-8")
+                    except UnicodeDecodeError:
+                        log.add(file, NOT_UTF8, where)
+                        continue
+                if not text:
+                    log.add(file, EMPTY, where)
+                    continue
+                yield Document(text, where, _language(lang, path, default))
+    except (OSError, pa.ArrowException) as error:
+        raise SourceError(f"{file}: unreadable after row {row} ({error})") from error
+
+
+def _zstd_chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """Every frame decompressed; zstandard's own readers stop silently at a truncated end."""
+    decompressor = zstandard.ZstdDecompressor()
+    frame, inside = decompressor.decompressobj(), False
+    while data := stream.read(READ_BYTES):
+        while data:
+            inside = True
+            yield frame.decompress(data)
+            data = b""
+            if frame.eof:
+                data, frame, inside = frame.unused_data, decompressor.decompressobj(), False
+    if inside:
+        raise EOFError("zstd data ends inside a frame (truncated file?)")
+
+
+def _decompressed_chunks(file: str) -> Iterator[bytes]:
+    """The file's bytes, gunzipped or zstd-decompressed when its first bytes say so."""
+    with open(file, "rb") as stream:
+        magic = stream.read(4)
+        stream.seek(0)
+        if magic.startswith(GZIP_MAGIC):
+            with gzip.GzipFile(fileobj=stream) as unzipped:
+                yield from iter(lambda: unzipped.read(READ_BYTES), b"")
+        elif magic == ZSTD_MAGIC:
+            yield from _zstd_chunks(stream)
+        else:
+            yield from iter(lambda: stream.read(READ_BYTES), b"")
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    partial: list[bytes] = []
+    for chunk in chunks:
+        pieces = chunk.split(b"\n")
+        partial.append(pieces[0])
+        if len(pieces) > 1:
+            yield b"".join(partial)
+            yield from pieces[1:-1]
+            partial = [pieces[-1]]
+    if any(partial):
+        yield b"".join(partial)
+
+
+def _read_jsonl(shard: Shard, columns: Columns, log: SkipLog, default: str) -> Iterator[Document]:
+    name = shard.paths[0]
+    file = shard.file(name)
+    number = 0
+    try:
+        for number, raw in enumerate(_lines(_decompressed_chunks(file)), 1):
+            where = f"{name}#line={number}"
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                log.add(file, NOT_UTF8, where)
+                continue
+            except json.JSONDecodeError as error:
+                raise SourceError(f"{file} line {number}: invalid JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise SourceError(f"{file} line {number}: a JSON object was expected")
+            key = _first_present(columns.text, record)
+            if key is None:
+                raise _missing_text(file, columns, record, f" line {number}")
+            text = record[key]
+            if text is not None and not isinstance(text, str):
+                raise SourceError(f"{file} line {number}: field {key!r} is not a string")
+            if not text:
+                log.add(file, EMPTY, where)
+                continue
+            if not _utf8_clean(text):
+                log.add(file, NOT_UTF8, where)
+                continue
+            language = record.get(_first_present(columns.language, record) or "")
+            path = record.get(_first_present(columns.path, record) or "")
+            yield Document(text, where, _language(language, path, default))
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as error:
+        raise SourceError(f"{file}: unreadable after line {number} ({error})") from error
+
+
+def _read_files(shard: Shard, columns: Columns, log: SkipLog, default: str) -> Iterator[Document]:
+    for path in shard.paths:
+        file = shard.file(path)
+        try:
+            data = Path(file).read_bytes()
+        except OSError as error:
+            raise SourceError(f"{file}: cannot be read ({error})") from error
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            log.add(file, NOT_UTF8, path)
+            continue
+        if not text:
+            log.add(file, EMPTY, path)
+            continue
+        yield Document(text, path, language_of_path(path) or default)
+
+
+_READERS = {"parquet": _read_parquet, "jsonl": _read_jsonl, "files": _read_files}
+
+
+def read_shard(
+    shard: Shard,
+    columns: Columns = DEFAULT_COLUMNS,
+    skips: SkipLog | None = None,
+    default_language: str = "unknown",
+) -> Iterator[Document]:
+    """The documents of a shard, in order. Language: the record's language field (canonical
+    name), else its path's extension, else `default_language`.
+
+    Skipped documents (not UTF-8, empty) are counted in `skips`; without one, any skip other
+    than an empty text is reported in a warning at the end of the shard.
+    """
+    log = SkipLog() if skips is None else skips
+    yield from _READERS[shard.kind](shard, columns, log, default_language)
+    if skips is None and log.total() > log.total(EMPTY):
+        warnings.warn(log.summary(), stacklevel=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded default: this Python installation's standard library
 
 
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
+
+
+def _stdlib_files(root: Path) -> Iterator[tuple[Path, str]]:
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if not SKIPPED_DIRS.intersection(relative.parts):
+            yield path, relative.as_posix()
 
 
 def stdlib_code_documents(root: Path | None = None) -> Iterator[Document]:
@@ -36,20 +605,64 @@ def stdlib_code_documents(root: Path | None = None) -> Iterator[Document]:
     """
     root = root or stdlib_root()
     skipped = []
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root)
-        if SKIPPED_DIRS.intersection(relative.parts):
-            continue
+    for path, relative in _stdlib_files(root):
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            skipped.append(str(relative))
+            skipped.append(relative)
             continue
         if text:
-            yield Document(text=text, path=relative.as_posix())
+            yield Document(text=text, path=relative)
     if skipped:
         names = ", ".join(skipped)
         warnings.warn(f"skipped {len(skipped)} non-UTF-8 files under {root}: {names}", stacklevel=2)
+
+
+_DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")  # where statements nest
+
+
+def _docstrings(statements: list[ast.stmt]) -> Iterator[str]:
+    """Docstrings of every class and function among `statements` and the blocks nested in
+    them, in source order; expressions are not visited (no docstring can hide there)."""
+    for node in statements:
+        if isinstance(node, _DEFINITIONS) and (doc := ast.get_docstring(node)):
+            yield doc
+        for block in _BLOCKS:
+            yield from _docstrings(getattr(node, block, []))
+
+
+def stdlib_prose_documents(
+    root: Path | None = None, skips: SkipLog | None = None
+) -> Iterator[Document]:
+    """English prose shipped with Python, as the embedded natural-language source.
+
+    One document per standard-library module (its module, class and function docstrings joined
+    by blank lines; modules with under MIN_PROSE_CHARS characters of prose left out), named by
+    the module's path like its code document, so a path-hash split holds out both together;
+    then one per pydoc topic text of this installation. Modules that do not parse are counted in
+    `skips` (reported in a warning without one).
+    """
+    from pydoc_data.topics import topics
+
+    root = root or stdlib_root()
+    log = SkipLog() if skips is None else skips
+    for path, relative in _stdlib_files(root):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes in old test data
+                tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError):
+            log.add(str(path), UNPARSABLE, relative)
+            continue
+        prose = "\n\n".join(d for d in (ast.get_docstring(tree), *_docstrings(tree.body)) if d)
+        if len(prose) >= MIN_PROSE_CHARS:
+            yield Document(prose, relative, "English")
+    for name in sorted(topics):
+        if topics[name].strip():
+            yield Document(topics[name], f"pydoc_data/topics.py#{name}", "English")
+    if skips is None and log.total():
+        warnings.warn(log.summary(), stacklevel=2)
 
 
 def is_validation(path: str, val_fraction: float) -> bool:

@@ -1,5 +1,5 @@
-"""Shared fixtures: a small token pool built from generated code, so tests never touch the network
-and do not depend on the size of this machine's standard library."""
+"""Shared fixtures: small token pools built by the real `prepare` from generated code, so tests
+never touch the network and do not depend on this machine's standard library."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.pool import TokenPool, write_pool
-from datamodules.sources import Document
-from datamodules.tokenizer import train_bpe
+from datamodules.pool import TokenPool
+from datamodules.prepare import PrepareSpec, prepare
 
 NAMES = ["alpha", "beta", "gamma", "delta", "total", "count", "items", "value", "result", "node"]
+WORDS = "the a model reads data from which each value returns when list of code and text".split()
 
 
 def synthetic_code(rng: random.Random, n_functions: int) -> str:
@@ -32,17 +32,34 @@ def synthetic_code(rng: random.Random, n_functions: int) -> str:
     return "\n".join(lines)
 
 
-def make_docs(count: int, seed: int, prefix: str) -> list[Document]:
-    rng = random.Random(seed)
-    return [
-        Document(text=synthetic_code(rng, rng.randint(2, 12)), path=f"{prefix}/{i}.py")
-        for i in range(count)
+def synthetic_prose(rng: random.Random, n_sentences: int) -> str:
+    sentences = [
+        " ".join(rng.choices(WORDS, k=rng.randint(5, 14))).capitalize() + "."
+        for _ in range(n_sentences)
     ]
+    return " ".join(sentences)
+
+
+def write_tree(root: Path, count: int, seed: int, suffix: str = ".py") -> Path:
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (root / f"{seed}-{i:04d}{suffix}").write_text(
+            synthetic_code(rng, rng.randint(2, 12)), encoding="utf-8"
+        )
+    return root
 
 
 @pytest.fixture(scope="session")
 def small_pool(tmp_path_factory) -> TokenPool:
-    train_docs, val_docs = make_docs(400, 0, "train"), make_docs(20, 1, "val")
-    tokenizer = train_bpe((d.text for d in train_docs), vocab_size=384)
-    out = Path(tmp_path_factory.mktemp("pool")) / "pool"
-    return write_pool(out, tokenizer, train_docs, val_docs, {"source": "synthetic"})
+    """Pure code: 400 training files; 20 validation files, 14 `.py` and 6 `.java` (two languages
+    for per-language BPC); vocabulary 384."""
+    base = Path(tmp_path_factory.mktemp("pool"))
+    write_tree(base / "val", 14, 1)
+    write_tree(base / "val", 6, 2, suffix=".java")
+    spec = PrepareSpec(
+        code=(str(write_tree(base / "train", 400, 0)),),
+        val=(str(base / "val"),),
+        vocab_size=384,
+    )
+    return prepare(spec, base / "pool", workers=1, progress=False)

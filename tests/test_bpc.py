@@ -29,6 +29,7 @@ def validate(module, pool, seq_len: int, batch: int) -> dict:
     dm = PoolDataModule(
         lambda: pool,
         lambda: None,
+        code_fraction=1.0,
         seq_len=seq_len,
         global_batch=1,
         micro_batch=1,
@@ -92,6 +93,7 @@ def test_every_token_is_scored_once_across_ranks(small_pool):
         small_pool.val_tokens,
         small_pool.val_chars,
         small_pool.val_bytes,
+        small_pool.val_token_languages,
         small_pool.eos_id,
         seq_len=13,
     )
@@ -111,8 +113,15 @@ def test_every_token_is_scored_once_across_ranks(small_pool):
 
 def test_metric_sums_before_dividing():
     """Two 'devices' with different amounts of text: the merged value is the pooled ratio."""
-    a, b = BitsPerCharacter(), BitsPerCharacter()
-    a.update(torch.tensor(10.0), torch.tensor(5), torch.tensor(20), torch.tensor(22))
-    b.update(torch.tensor(1.0), torch.tensor(1), torch.tensor(2), torch.tensor(2))
+    a, b = BitsPerCharacter(2), BitsPerCharacter(2)
+    # Per target: nats, scored, chars, bytes, language (0 or 1); unscored targets count nothing.
+    a.update(*map(torch.tensor, ([6.0, 4.0, 9.0], [1, 1, 0], [12, 8, 5], [13, 9, 5], [0, 1, 1])))
+    b.update(*map(torch.tensor, ([1.0], [1], [2], [2], [1])))
     a.merge_state(b)
-    assert a.compute()["bpc"].item() == pytest.approx(11.0 / math.log(2) / 22)
+    values = a.compute()
+    assert values["bpc"].item() == pytest.approx(11.0 / math.log(2) / 22)
+    assert values["bpb"].item() == pytest.approx(11.0 / math.log(2) / 24)
+    assert values["loss"].item() == pytest.approx(11.0 / 3)
+    assert values["by_language_bpc"].tolist() == pytest.approx(
+        [6.0 / math.log(2) / 12, 5.0 / math.log(2) / 10]
+    )

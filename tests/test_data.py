@@ -1,11 +1,15 @@
-"""Training order as a function of the global step, and the embedded default pool builder."""
+"""Training order as a function of the global step, and the embedded default pool."""
 
-import numpy as np
+import json
+
 import pytest
 
-from datamodules.datamodule import GlobalStepSampler, TrainSequences
-from datamodules.pool import TokenPool, build_stdlib_pool, unigram_bits_per_char
-from datamodules.sources import is_validation, stdlib_code_documents
+from datamodules import prepare as prepare_module
+from datamodules import sources
+from datamodules.datamodule import GlobalStepSampler
+from datamodules.embedded import ensure_embedded_pool
+from datamodules.pool import unigram_bits_per_char
+from datamodules.sources import is_validation
 
 
 def global_batches(global_batch, micro, world, start, total):
@@ -14,7 +18,7 @@ def global_batches(global_batch, micro, world, start, total):
     for rank in range(world):
         sampler = GlobalStepSampler(global_batch, micro, rank, world, start, total)
         batches = list(sampler)
-        assert len(batches) == len(sampler)
+        assert len(batches) + start * global_batch // world // micro == len(sampler)
         accumulation = global_batch // world // micro
         for i, batch in enumerate(batches):
             per_step.setdefault(start + i // accumulation, []).extend(batch)
@@ -45,47 +49,28 @@ def test_bad_layout_is_refused():
         GlobalStepSampler(10, 3, 0, 2, 0, 1)
 
 
-def test_train_sequences_overlap_by_one_token():
-    seqs = TrainSequences(np.arange(100, dtype=np.uint16), seq_len=10)
-    assert len(seqs) == 9
-    assert seqs[0].tolist() == list(range(11)) and seqs[1][0].item() == 10
-    assert seqs[0].dtype.is_floating_point is False
-
-
-@pytest.fixture
-def fake_stdlib(tmp_path):
+def test_embedded_pool_holds_out_whole_modules(tmp_path, monkeypatch):
+    """The embedded default from a fake stdlib: held-out modules appear in neither training
+    stream (their code nor their docstrings), non-UTF-8 files are named, not lost silently."""
     root = tmp_path / "lib"
-    for i in range(60):
-        (root / "pkg").mkdir(parents=True, exist_ok=True)
-        (root / "pkg" / f"mod{i}.py").write_text(
-            f"def f{i}(x):\n    return x * {i} + {i % 7}\n" * 20
-        )
-    (root / "pkg" / "copy.py").write_text((root / "pkg" / "mod1.py").read_text())
+    (root / "pkg").mkdir(parents=True)
+    for i in range(40):
+        prose = f"Module {i} explains how the value of x is scaled and returned to callers. " * 4
+        doc = f'"""{prose}"""\n'
+        (root / "pkg" / f"mod{i}.py").write_text(doc + f"def f{i}(x):\n    return x * {i}\n" * 20)
     (root / "latin.py").write_bytes("# caf\xe9\n".encode("latin-1"))
     (root / "site-packages").mkdir()
     (root / "site-packages" / "third_party.py").write_text("x = 1\n")
-    return root
-
-
-def test_stdlib_source_skips_installed_packages_and_names_bad_files(fake_stdlib):
-    with pytest.warns(UserWarning, match="latin.py"):
-        paths = [d.path for d in stdlib_code_documents(fake_stdlib)]
-    assert "site-packages/third_party.py" not in paths and len(paths) == 61
-
-
-def test_stdlib_pool(fake_stdlib, tmp_path):
-    with pytest.warns(UserWarning):
-        pool = build_stdlib_pool(tmp_path / "pool", 300, 0.2, seed=0, root=fake_stdlib)
-    reopened = TokenPool(tmp_path / "pool")
-    n_val = sum(is_validation(f"pkg/mod{i}.py", 0.2) for i in range(60))
-    n_val += is_validation("pkg/copy.py", 0.2)
-    assert reopened.meta["val"]["documents"] == n_val
-    # mod1.py and copy.py are identical: at most one copy reaches train, none if one is held out
-    both_held_out = is_validation("pkg/mod1.py", 0.2) and is_validation("pkg/copy.py", 0.2)
-    removed = 0 if both_held_out else 1
-    assert reopened.meta["train"]["documents"] == 61 - n_val - removed
-    assert reopened.meta["train_exact_duplicates_removed"] == removed
-    assert int((pool.train_tokens == pool.eos_id).sum()) == reopened.meta["train"]["documents"]
+    monkeypatch.setattr(sources, "stdlib_root", lambda: root)
+    monkeypatch.setattr(prepare_module, "stdlib_root", lambda: root)
+    pool = ensure_embedded_pool(tmp_path / "cache", 300, 0.2, seed=0)
+    held_out = [i for i in range(40) if is_validation(f"pkg/mod{i}.py", 0.2)]
+    assert pool.meta["val"]["documents"] == len(held_out) > 0
+    assert pool.meta["train"]["code"]["documents"] == 40 - len(held_out)
+    assert "latin.py" in json.dumps(pool.meta["skipped"])
+    nl = pool.tokenizer.decode(pool.stream("nl").tolist())
+    assert "Module 3 explains" in nl or 3 in held_out
+    for i in held_out:
+        assert f"Module {i} explains" not in nl
     assert 0 < unigram_bits_per_char(pool) < 8
-    with pytest.raises(FileExistsError, match="never rewritten"):
-        build_stdlib_pool(tmp_path / "pool", 300, 0.2, seed=0, root=fake_stdlib)
+    assert ensure_embedded_pool(tmp_path / "cache", 300, 0.2, seed=0).path == pool.path  # cached
