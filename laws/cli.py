@@ -1,0 +1,157 @@
+"""`python -m laws COMMAND ...`: the command-line face of the package.
+
+Commands are the modules `laws/cmd_*.py`, found at start-up: each defines NAME, HELP,
+`add_arguments(parser)` and `run(args) -> Output`, so a new command (design, collect, plot,
+report, ...) is one new module and nothing here changes. Every command takes --json (the data
+as JSON on stdout) and otherwise prints a readable table. Bad input is reported as one line
+`error: ...` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, NoReturn
+
+import numpy as np
+
+import laws
+from laws.data import parse_quantity
+from laws.errors import LawsError, RunawayWarning
+from laws.forms import Law, PerLanguage, law_from_json, read_json
+from laws.validate import Cutoff
+
+COMMAND_PREFIX = "cmd_"
+
+
+@dataclass
+class Output:
+    data: Any  # what --json prints
+    text: str  # what a person reads
+
+
+def command_modules() -> list[ModuleType]:
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(laws.__path__) if m.name.startswith(COMMAND_PREFIX)
+    )
+    return [importlib.import_module(f"laws.{name}") for name in names]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes reported like every other error: one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m laws",
+        description="Fit, validate and use scaling-law surfaces L(N, D). See docs/laws.md.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in command_modules():
+        sub = commands.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line
+        warnings.simplefilter("always", RunawayWarning)
+        try:
+            output = args.handler(args)
+        except LawsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    print(json.dumps(output.data, indent=2, default=_plain) if args.json else output.text)
+    return 0
+
+
+def _one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as `warning: ...` on stderr, like errors, without source lines."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars and arrays."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# Helpers shared by the commands.
+
+
+def quantity(text: str) -> float:
+    """argparse type for sizes written 2.27B, 341e9 or 5.36e21."""
+    try:
+        return parse_quantity(text)
+    except LawsError:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {text!r} as a number; write e.g. 2.27B, 341e9, 5.36e21"
+        ) from None
+
+
+def cutoff(text: str) -> Cutoff:
+    """argparse type for --holdout n<2.27B / c<1e20."""
+    try:
+        return Cutoff.parse(text)
+    except LawsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def read_fit(path: str, language: str | None = None) -> tuple[Law, dict[str, Any] | None]:
+    """The law in a fit (or hand-written law) file, and the data domain if the file has one."""
+    data = read_json(path)
+    law = law_from_json(data)
+    if isinstance(law, PerLanguage):
+        chosen = law.law_for(language)
+        return chosen, data["languages"][language].get("domain")
+    if language is not None:
+        raise LawsError(f"{path} holds one law for all languages; drop --language")
+    return law, data.get("domain")
+
+
+def human(value: float) -> str:
+    """2.27B, 341B, 120M: the way sizes are written in the paper."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.4g}"
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """Aligned text table; columns are (key, header, format spec or 'size'); text columns
+    (spec '') are left-aligned, numbers right-aligned."""
+
+    def cell(value: Any, spec: str) -> str:
+        if value is None:
+            return "-"
+        if spec == "size":
+            return human(value)
+        return format(value, spec) if spec else str(value)
+
+    body = [[cell(row.get(key), spec) for key, _, spec in columns] for row in rows]
+    headers = [header for _, header, _ in columns]
+    widths = [max(len(x) for x in col) for col in zip(headers, *body, strict=True)]
+    left = [spec == "" for _, _, spec in columns]
+
+    def line(cells: list[str]) -> str:
+        parts = zip(cells, widths, left, strict=True)
+        return "  ".join(c.ljust(w) if lj else c.rjust(w) for c, w, lj in parts).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in body)])

@@ -1,0 +1,76 @@
+"""Compare laws on the same runs: fit files as given, and/or laws fitted here on the runs below
+--holdout; all are scored on the held-out runs (every run without --holdout)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from laws.cli import Output, cutoff, format_table, read_fit
+from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs
+from laws.errors import LawsError
+from laws.fit_chinchilla import GRIDS
+from laws.fitting import FITTERS, fit_law
+from laws.forms import Law
+from laws.results import read_runs
+from laws.validate import evaluate, split
+
+NAME = "compare"
+HELP = "several laws scored on the same (held-out) runs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="runs/ directory, or .csv / .jsonl")
+    parser.add_argument("--fit", nargs="+", default=[], metavar="F", help="fit or law files")
+    parser.add_argument("--law", nargs="+", default=[], choices=sorted(FITTERS), help="fit here")
+    parser.add_argument("--holdout", type=cutoff, metavar="CUT", help="n<N or c<C")
+    parser.add_argument("--mixture")
+    parser.add_argument("--language")
+    parser.add_argument("--workers", type=int)
+    parser.add_argument(
+        "--grid", choices=sorted(GRIDS), default="hoffmann", help="Chinchilla starting grid"
+    )
+    parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+
+
+def run(args: argparse.Namespace) -> Output:
+    if not args.fit and not args.law:
+        raise LawsError("nothing to compare: give fit files with --fit and/or laws with --law")
+    runs = read_runs(args.results, args.flops_per_token).select(args.mixture, args.language)
+    train, test = split(runs, args.holdout) if args.holdout else (runs, runs)
+    if args.holdout:
+        scope = f"held-out runs (not {args.holdout})"
+    else:
+        scope = "every run (in-sample for laws fitted here)"
+    rows = []
+    for path in args.fit:
+        law, _ = read_fit(path, args.language)
+        rows.append({"name": Path(path).stem, "law": law.name, **_score(law, test)})
+    for name in args.law:
+        chinchilla = {"workers": args.workers, "starts": GRIDS[args.grid]()}
+        options = chinchilla if name == "chinchilla" else {}
+        law = fit_law(train, name, **options).law
+        rows.append({"name": f"{name} (fitted here)", "law": name, **_score(law, test)})
+    data = {"scored_on": scope, "n_runs": len(test), "laws": rows}
+    table = format_table(
+        rows,
+        [
+            ("name", "name", ""),
+            ("law", "law", ""),
+            ("mean_rel_error", "mean", ".3%"),
+            ("max_rel_error", "max", ".3%"),
+            ("signed_rel_error", "signed", "+.3%"),
+            ("irreducible", "irreducible", ".4g"),
+        ],
+    )
+    return Output(data, f"scored on {len(test)} runs: {scope}\n{table}")
+
+
+def _score(law: Law, runs: Runs) -> dict[str, float]:
+    scored = evaluate(law, runs)
+    return {
+        "mean_rel_error": scored["mean_rel_error"],
+        "max_rel_error": scored["max_rel_error"],
+        "signed_rel_error": scored["signed_rel_error"],
+        "irreducible": law.irreducible(),
+    }

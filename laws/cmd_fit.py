@@ -1,0 +1,213 @@
+"""Fit a law to runs, optionally with held-out extrapolation, leave-one-size-out and a
+bootstrap, and write it as JSON ({"law", "params", "domain", "fit", ...})."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from laws.cli import Output, cutoff, format_table, quantity
+from laws.data import DEFAULT_FLOPS_PER_TOKEN
+from laws.errors import LawsError
+from laws.fit_chinchilla import GRIDS
+from laws.fit_result import Fit
+from laws.fitting import FITTERS, fit_law, fit_per_language, per_language_json
+from laws.results import read_runs
+from laws.validate import REFITS, bootstrap, holdout, leave_one_size_out, split
+
+NAME = "fit"
+HELP = "fit a Chinchilla or Farseer law to runs and write it as JSON"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="runs/ directory of result.json files, or .csv / .jsonl")
+    parser.add_argument("--law", required=True, choices=sorted(FITTERS))
+    parser.add_argument("--out", help="write the fit here (JSON)")
+    parser.add_argument("--mixture", help="fit only this mixture (e.g. 1, 0.7)")
+    parser.add_argument("--language", help="fit this language's loss instead of the overall one")
+    parser.add_argument("--per-language", action="store_true", help="one law per language")
+    parser.add_argument(
+        "--holdout", type=cutoff, metavar="CUT", help="fit below n<N or c<C, test the rest"
+    )
+    parser.add_argument(
+        "--leave-one-size-out", action="store_true", help="refit without each model size"
+    )
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="K", help="K resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--level", type=float, default=0.95, help="bootstrap interval level")
+    parser.add_argument(
+        "--bootstrap-refit",
+        choices=REFITS,
+        default="warm",
+        help="refits start at the full-data optimum (warm) or rerun the whole fit (full)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=quantity,
+        nargs="+",
+        default=[5.36e21],
+        metavar="C",
+        help="budgets for bootstrapped N_opt, D_opt, D/N",
+    )
+    parser.add_argument(
+        "--point",
+        type=quantity,
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("N", "D"),
+        help="bootstrap the loss at (N, D); repeatable",
+    )
+    parser.add_argument("--workers", type=int, help="processes (default: all cores)")
+    parser.add_argument("--huber-delta", type=float, default=1e-3, help="Chinchilla Huber delta")
+    parser.add_argument("--engine", choices=("batched", "scipy"), default="batched")
+    parser.add_argument(
+        "--grid", choices=sorted(GRIDS), default="hoffmann", help="Chinchilla starting grid"
+    )
+    parser.add_argument(
+        "--min-differences", type=int, default=5, help="Farseer: differences per model size"
+    )
+    parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-fit options; the parallelism (--workers) is added where a fit runs alone."""
+    if args.law == "chinchilla":
+        return {"delta": args.huber_delta, "engine": args.engine, "starts": GRIDS[args.grid]()}
+    return {"min_differences": args.min_differences}
+
+
+def run(args: argparse.Namespace) -> Output:
+    runs = read_runs(args.results, args.flops_per_token)
+    options = _options(args)
+    if args.per_language:
+        if args.holdout or args.bootstrap or args.leave_one_size_out or args.language:
+            raise LawsError(
+                "--per-language fits every language at once; use --language L for a holdout, "
+                "bootstrap or leave-one-size-out on one language"
+            )
+        alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
+        fits = fit_per_language(runs, args.law, args.mixture, **alone)
+        data = per_language_json(fits)
+        text = "\n\n".join(f"[{lang}]\n{_fit_text(fit)}" for lang, fit in fits.items())
+        return _finish(args, data, text)
+
+    chosen = runs.select(args.mixture, args.language)
+    train = split(chosen, args.holdout)[0] if args.holdout else chosen
+    alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
+    if args.holdout:
+        fit, held = holdout(chosen, args.law, args.holdout, **alone)
+    else:
+        fit, held = fit_law(chosen, args.law, **alone), None
+    data = fit.to_json()
+    data["selection"] = {
+        "results": str(args.results),
+        "mixture": args.mixture,
+        "language": args.language,
+    }
+    text = [_fit_text(fit)]
+    if held:
+        data["holdout"] = held
+        text.append(_holdout_text(held))
+    if args.leave_one_size_out:
+        data["leave_one_size_out"] = rows = leave_one_size_out(
+            train, args.law, workers=args.workers, **options
+        )
+        text.append(
+            "leave one size out (fit without that N, error on it):\n"
+            + format_table(
+                rows,
+                [
+                    ("n", "N", "size"),
+                    ("n_runs", "runs", "d"),
+                    ("mean_rel_error", "mean", ".3%"),
+                    ("max_rel_error", "max", ".3%"),
+                    ("signed_rel_error", "signed", "+.3%"),
+                ],
+            )
+        )
+    if args.bootstrap:
+        boot = bootstrap(
+            train,
+            args.law,
+            args.bootstrap,
+            seed=args.seed,
+            workers=args.workers,
+            budgets=args.budget,
+            points=[tuple(p) for p in args.point],
+            level=args.level,
+            refit_from=args.bootstrap_refit,
+            base=fit,
+            flops_per_token=args.flops_per_token,
+            **options,
+        )
+        data["bootstrap"] = boot.to_json()
+        text.append(_bootstrap_text(data["bootstrap"]))
+    return _finish(args, data, "\n\n".join(text))
+
+
+def _finish(args: argparse.Namespace, data: dict[str, Any], text: str) -> Output:
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=2) + "\n")
+        text += f"\n\nwritten: {out}"
+    return Output(data, text)
+
+
+def _fit_text(fit: Fit) -> str:
+    params = ", ".join(f"{k}={v:.6g}" for k, v in fit.law.params.items())
+    e = fit.errors
+    lines = [
+        f"{fit.law.name} ({fit.method}) on {fit.n_runs} runs: {params}",
+        f"relative error: mean {e['mean_rel_error']:.3%}, max {e['max_rel_error']:.3%}, "
+        f"signed {e['signed_rel_error']:+.3%}; objective {fit.objective:.6g}; "
+        f"irreducible {fit.law.irreducible():.4g}",
+    ]
+    if "candidates" in fit.details:
+        for name, c in fit.details["candidates"].items():
+            lines.append(f"  {name}: mean relative error {c['mean_rel_error']:.3%}")
+    return "\n".join(lines)
+
+
+def _holdout_text(held: dict[str, Any]) -> str:
+    return (
+        f"holdout {held['cutoff']}: fit on {held['n_train']} runs, tested on {held['n_runs']}: "
+        f"mean {held['mean_rel_error']:.3%}, max {held['max_rel_error']:.3%}, "
+        f"signed {held['signed_rel_error']:+.3%}\n"
+        + format_table(
+            held["runs"],
+            [
+                ("n", "N", "size"),
+                ("d", "D", "size"),
+                ("loss", "loss", ".5f"),
+                ("predicted", "predicted", ".5f"),
+                ("rel_error", "error", "+.3%"),
+            ],
+        )
+    )
+
+
+def _bootstrap_text(boot: dict[str, Any]) -> str:
+    rows = [{"name": k, **v} for k, v in boot["quantities"].items()]
+    head = (
+        f"bootstrap: {boot['succeeded']} of {boot['resamples']} resamples refitted "
+        f"(seed {boot['seed']}, {boot['level']:.0%} percentile intervals)"
+    )
+    if boot["failed"]:
+        head += f"; {boot['failed']} failed, first: {boot['first_failure']}"
+    return (
+        head
+        + "\n"
+        + format_table(
+            rows,
+            [
+                ("name", "quantity", ""),
+                ("estimate", "estimate", ".6g"),
+                ("low", "low", ".6g"),
+                ("high", "high", ".6g"),
+            ],
+        )
+    )

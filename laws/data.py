@@ -1,0 +1,166 @@
+"""The runs a law is fitted to, and the checks that reject data no fit can use.
+
+Every fit goes through `check_fittable`, so a degenerate table fails with a message naming the
+problem and the fix instead of an optimiser silently returning nonsense.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from laws.errors import LawsError
+
+DEFAULT_FLOPS_PER_TOKEN = 6.0
+
+_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+_QUANTITY = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.I)
+
+
+def parse_quantity(text: str | float, what: str = "value") -> float:
+    """Read 2.27B, 341e9, 5.36e21 or 120M as a float (K, M, B/G, T suffixes)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    match = _QUANTITY.match(str(text))
+    if not match:
+        raise LawsError(
+            f"{what}: cannot read {text!r} as a number; write e.g. 2.27B, 341e9, 5.36e21"
+        )
+    return float(match.group(1)) * _SUFFIX[match.group(2).upper()]
+
+
+@dataclass
+class Runs:
+    """One row per run: model size N, tokens D, loss, compute C and where the row came from.
+
+    `mixture` and `language` are labels (None when absent); `source` names the file (and line)
+    each row was read from so errors can point at it.
+    """
+
+    n: np.ndarray
+    d: np.ndarray
+    loss: np.ndarray
+    c: np.ndarray
+    mixture: list[str | None] = field(default_factory=list)
+    language: list[str | None] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        n: ArrayLike,
+        d: ArrayLike,
+        loss: ArrayLike,
+        c: ArrayLike | None = None,
+        flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN,
+        mixture: Sequence[str | None] | None = None,
+        language: Sequence[str | None] | None = None,
+        source: Sequence[str] | None = None,
+    ) -> Runs:
+        """Runs from arrays; C defaults to flops_per_token * N * D."""
+        n, d, loss = (np.asarray(v, dtype=float).ravel() for v in (n, d, loss))
+        if not len(n) == len(d) == len(loss):
+            raise LawsError(f"N, D and loss differ in length ({len(n)}, {len(d)}, {len(loss)})")
+        c = flops_per_token * n * d if c is None else np.asarray(c, dtype=float).ravel()
+        rows = len(n)
+        return cls(
+            n=n,
+            d=d,
+            loss=loss,
+            c=c,
+            mixture=list(mixture) if mixture is not None else [None] * rows,
+            language=list(language) if language is not None else [None] * rows,
+            source=list(source) if source is not None else [f"row {i + 1}" for i in range(rows)],
+        )
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+    def subset(self, mask_or_index: np.ndarray) -> Runs:
+        index = np.flatnonzero(mask_or_index) if mask_or_index.dtype == bool else mask_or_index
+        return Runs(
+            n=self.n[index],
+            d=self.d[index],
+            loss=self.loss[index],
+            c=self.c[index],
+            mixture=[self.mixture[i] for i in index],
+            language=[self.language[i] for i in index],
+            source=[self.source[i] for i in index],
+        )
+
+    def select(self, mixture: str | None = None, language: str | None = None) -> Runs:
+        """The runs of one mixture and one language (None: the overall loss).
+
+        Several mixtures in one fit would mix different surfaces, so they must be told apart.
+        """
+        keep = np.array([lang == language for lang in self.language], dtype=bool)
+        if not keep.any():
+            found = sorted({str(lang) for lang in self.language})
+            what = "the overall loss" if language is None else f"language {language!r}"
+            raise LawsError(f"no rows for {what}; the table has languages {', '.join(found)}")
+        if mixture is not None:
+            keep &= np.array([m == mixture for m in self.mixture], dtype=bool)
+            if not keep.any():
+                found = sorted({str(m) for m in self.mixture})
+                raise LawsError(f"no runs of mixture {mixture!r}; the table has {', '.join(found)}")
+        chosen = self.subset(keep)
+        mixtures = sorted({str(m) for m in chosen.mixture})
+        if len(mixtures) > 1:
+            raise LawsError(
+                f"the runs mix {len(mixtures)} data mixtures ({', '.join(mixtures)}); "
+                "fit one at a time with --mixture"
+            )
+        return chosen
+
+    def languages(self) -> list[str]:
+        return sorted({lang for lang in self.language if lang is not None})
+
+    def domain(self) -> dict[str, list[float]]:
+        """The range of N and D the data cover, kept with a fit to bound extrapolation."""
+        return {
+            "n": [float(self.n.min()), float(self.n.max())],
+            "d": [float(self.d.min()), float(self.d.max())],
+        }
+
+
+def check_fittable(runs: Runs, law: str, n_params: int, min_sizes: int = 2) -> None:
+    """Raise LawsError if no fit of `law` (with `n_params` parameters) can use these runs."""
+    if len(runs) == 0:
+        raise LawsError(f"no runs to fit the {law} law to")
+    for name, values in (("N", runs.n), ("D", runs.d), ("loss", runs.loss)):
+        bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+        if bad.size:
+            i = bad[0]
+            raise LawsError(
+                f"{runs.source[i]}: {name}={float(values[i])!r} is not a positive finite number "
+                f"({bad.size} such row(s)); fix or drop those runs"
+            )
+    pairs = Counter(zip(runs.n.tolist(), runs.d.tolist(), strict=True))
+    repeated = [(pair, count) for pair, count in pairs.items() if count > 1]
+    if repeated:
+        (n, d), count = repeated[0]
+        raise LawsError(
+            f"duplicate runs: N={n:.4g}, D={d:.4g} appears {count} times "
+            f"({len(repeated)} repeated pair(s)); average repeated seeds into one row"
+        )
+    sizes = np.unique(runs.n)
+    if sizes.size < min_sizes:
+        listed = ", ".join(f"{s:.4g}" for s in sizes)
+        raise LawsError(
+            f"the runs cover {sizes.size} model size(s) (N={listed}); "
+            f"the {law} law needs at least {min_sizes} distinct N"
+        )
+    if np.unique(runs.d).size < 2:
+        raise LawsError(
+            f"every run has D={runs.d[0]:.4g}; the {law} law needs at least 2 distinct D"
+        )
+    if len(runs) <= n_params:
+        raise LawsError(
+            f"{len(runs)} runs for the {law} law's {n_params} parameters; "
+            f"a fit needs more runs than parameters (add runs or fit a smaller law)"
+        )

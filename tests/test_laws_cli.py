@@ -1,0 +1,177 @@
+"""`python -m laws`: round trips through JSON files, the paper's laws typed in, errors."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from laws.cli import command_modules, main
+from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def laws_cli(command: str) -> subprocess.CompletedProcess:
+    """`python -m laws COMMAND` in a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "laws", *shlex.split(command)]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def write_csv(path: Path, law=EQ1_CHINCHILLA, noise=0.002, sizes=5, tokens=8, duplicate=False):
+    rng = np.random.default_rng(0)
+    lines = ["N,D,loss"]
+    for n in 2e8 * 2.0 ** np.arange(sizes):
+        for d in 2e9 * 2.0 ** np.arange(tokens):
+            loss = float(law.predict(n, d)) * np.exp(rng.normal(0, noise))
+            lines.append(f"{n:.6g},{d:.6g},{loss:.6f}")
+    if duplicate:
+        lines.append(lines[-1])
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_main(capsys, command: str):
+    """main() in-process on a command line; returns (exit status, stdout, stderr)."""
+    code = main(shlex.split(command))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def paper_fits(tmp_path):
+    eq1, eq2 = tmp_path / "eq1.json", tmp_path / "eq2.json"
+    eq1.write_text(json.dumps(EQ1_CHINCHILLA.to_json()))
+    eq2.write_text(json.dumps(EQ2_FARSEER.to_json()))
+    return eq1, eq2
+
+
+def test_round_trip_through_the_command_line(tmp_path):
+    table = write_csv(tmp_path / "runs.csv")
+    fit_file = tmp_path / "out" / "fit.json"
+    done = laws_cli(f"fit {table} --law chinchilla --grid coarse --out {fit_file} --json")
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    saved = json.loads(fit_file.read_text())
+    assert printed == saved
+    assert saved["law"] == "chinchilla" and set(saved["params"]) == {"E", "A", "alpha", "B", "beta"}
+    assert saved["fit"]["starts"] == 243 and saved["fit"]["mean_rel_error"] < 0.005
+
+    predicted = laws_cli(f"predict --fit {fit_file} --n 2.27B --d 341B --json")
+    assert predicted.returncode == 0, predicted.stderr
+    loss = json.loads(predicted.stdout)["loss"]
+    assert loss == pytest.approx(float(EQ1_CHINCHILLA.predict(2.27e9, 341e9)), rel=0.01)
+
+    optimal = laws_cli(f"optimal --fit {fit_file} --compute 1e21 5.36e21 --json")
+    assert optimal.returncode == 0, optimal.stderr
+    rows = json.loads(optimal.stdout)
+    assert [r["compute"] for r in rows] == [1e21, 5.36e21]
+    for row in rows:
+        assert set(row) == {"compute", "n_opt", "d_opt", "d_over_n", "loss"}
+        assert 6 * row["n_opt"] * row["d_opt"] == pytest.approx(row["compute"])
+
+
+def test_degenerate_input_exits_2_with_one_line(tmp_path):
+    table = write_csv(tmp_path / "runs.csv", duplicate=True)
+    done = laws_cli(f"fit {table} --law chinchilla")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: duplicate runs")
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_paper_laws_typed_in(capsys, paper_fits):
+    eq1, eq2 = paper_fits
+    code, out, _ = run_main(capsys, f"predict --fit {eq1} --n 2.27B --d 341B --json")
+    assert code == 0 and json.loads(out)["loss"] == pytest.approx(0.262330, abs=4e-5)
+    code, out, _ = run_main(capsys, f"predict --fit {eq2} --n 2.27B --d 341B")
+    assert code == 0 and "0.252134" in out
+    code, out, _ = run_main(capsys, f"optimal --fit {eq1} --compute 5.36e21 --json")
+    (row,) = json.loads(out)
+    assert row["d_over_n"] == pytest.approx(199, abs=1)
+    assert row["n_opt"] == pytest.approx(2.1e9, rel=0.02)
+    code, out, err = run_main(capsys, f"optimal --fit {eq2} --compute 5.36e21 --json")
+    (row,) = json.loads(out)
+    assert row["d_over_n"] == pytest.approx(155, abs=3)
+    assert row["n_opt"] == pytest.approx(2.4e9, rel=0.03)
+    assert err.startswith("warning: ") and "runaway" in err
+
+
+def test_readable_tables(capsys, tmp_path, paper_fits):
+    eq1, eq2 = paper_fits
+    code, out, _ = run_main(capsys, f"optimal --fit {eq1} --compute 5.36e21")
+    assert code == 0 and "N_opt" in out and "2.12B" in out and "irreducible" in out
+    table = write_csv(tmp_path / "runs.csv", law=EQ2_FARSEER, noise=0.0, sizes=6, tokens=9)
+    code, out, _ = run_main(capsys, f"compare {table} --fit {eq1} {eq2} --holdout n<5e9")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("scored on 9 runs")
+    eq2_row = next(line for line in lines if line.startswith("eq2"))
+    assert "0.000%" in eq2_row  # the law the data came from
+
+
+def test_compare_fits_laws_on_the_training_side(capsys, tmp_path):
+    table = write_csv(tmp_path / "runs.csv", noise=0.0, sizes=6, tokens=9)
+    command = f"compare {table} --law chinchilla --grid coarse --holdout n:5e9 --json"
+    code, out, _ = run_main(capsys, command)
+    assert code == 0
+    data = json.loads(out)
+    assert data["n_runs"] == 9 and data["laws"][0]["mean_rel_error"] < 1e-6
+
+
+def test_fit_with_holdout_and_bootstrap(capsys, tmp_path):
+    table = write_csv(tmp_path / "runs.csv", law=EQ2_FARSEER, noise=0.0, sizes=6, tokens=9)
+    command = (
+        f"fit {table} --law farseer --holdout n<5e9 --bootstrap 4 --workers 1 "
+        "--point 2e9 1e10 --json"
+    )
+    code, out, _ = run_main(capsys, command)
+    assert code == 0
+    data = json.loads(out)
+    assert data["holdout"]["n_runs"] == 9 and data["holdout"]["mean_rel_error"] < 1e-5
+    quantities = data["bootstrap"]["quantities"]
+    assert {"n_opt@C=5.36e+21", "loss@N=2e+09,D=1e+10", "q"} <= set(quantities)
+
+
+def test_per_language_fit_file(capsys, tmp_path):
+    rows = ["N,D,loss,language"]
+    for lang, shift in (("python", 0.0), ("java", 0.03)):
+        for n in 2e8 * 2.0 ** np.arange(4):
+            for d in 2e9 * 2.0 ** np.arange(5):
+                rows.append(f"{n},{d},{float(EQ1_CHINCHILLA.predict(n, d)) + shift},{lang}")
+    table = tmp_path / "langs.csv"
+    table.write_text("\n".join(rows) + "\n")
+    out_file = tmp_path / "langs.json"
+    command = f"fit {table} --law chinchilla --per-language --grid coarse --out {out_file}"
+    code, _, err = run_main(capsys, command + " --workers 1")
+    assert code == 0, err
+    assert json.loads(out_file.read_text())["law"] == "per_language"
+    code, out, _ = run_main(capsys, f"predict --fit {out_file} --n 1e9 --d 1e10 --language java")
+    expected = float(EQ1_CHINCHILLA.predict(1e9, 1e10)) + 0.03
+    assert f"{expected:.6f}" in out
+    code, _, err = run_main(capsys, f"predict --fit {out_file} --n 1e9 --d 1e10")
+    assert code == 2 and "--language" in err
+
+
+def test_errors_are_one_line(capsys, tmp_path, paper_fits):
+    missing = tmp_path / "none.json"
+    code, out, err = run_main(capsys, f"predict --fit {missing} --n 1e9 --d 1e10")
+    assert code == 2 and err == f"error: {missing}: no such file\n" and out == ""
+    code, _, err = run_main(capsys, f"compare {paper_fits[0]}")
+    assert code == 2 and "nothing to compare" in err
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--fit", str(paper_fits[0]), "--n", "big", "--d", "1e10"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: ") and "cannot read 'big' as a number" in err
+
+
+def test_commands_are_discovered_from_modules():
+    names = {module.NAME for module in command_modules()}
+    assert {"fit", "predict", "optimal", "compare"} <= names
+    for module in command_modules():
+        assert callable(module.add_arguments) and callable(module.run) and module.HELP

@@ -1,0 +1,183 @@
+"""Chinchilla by Hoffmann's Approach 3: objective, recovery of known laws, engines, bad input."""
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+
+from laws import Chinchilla, LawsError, Runs, fit_law
+from laws.fit_chinchilla import from_law, hoffmann_grid, huber_objective, to_law
+
+TRUTH = Chinchilla(E=0.2193, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
+SMALL_GRID = hoffmann_grid(alpha=[0.5, 1.0], beta=[0.5], e=[-1.0, 0.0], a=[5.0, 10.0], b=[5.0])
+
+
+def irregular_design(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-uniform N in [1e8, 4e9] and D in [2e9, 2e11], like the paper's ranges but ragged."""
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(1e8), np.log(4e9), count))
+    d = np.exp(rng.uniform(np.log(2e9), np.log(2e11), count))
+    return n, d
+
+
+def synthetic(law: Chinchilla, count: int, noise: float, seed: int) -> Runs:
+    n, d = irregular_design(count, seed)
+    rng = np.random.default_rng(seed + 1)
+    return Runs.from_arrays(n, d, law.predict(n, d) * np.exp(rng.normal(0, noise, count)))
+
+
+def test_grid_is_hoffmanns_4500_points():
+    grid = hoffmann_grid()
+    assert grid.shape == (4500, 5)
+    assert sorted(set(grid[:, 0])) == [0, 5, 10, 15, 20, 25]  # a
+    assert sorted(set(grid[:, 2])) == [-1, -0.5, 0, 0.5, 1]  # e
+    assert sorted(set(grid[:, 3])) == [0, 0.5, 1, 1.5, 2]  # alpha
+
+
+def test_lse_parameterisation_round_trip():
+    np.testing.assert_allclose(to_law(from_law(TRUTH)).vector(), TRUTH.vector(), rtol=1e-12)
+
+
+def test_objective_is_summed_huber_of_log_residuals():
+    runs = synthetic(TRUTH, 30, 0.01, 0)
+    x = from_law(TRUTH)
+    w = np.arange(1.0, 31.0)
+    value, _ = huber_objective(x, np.log(runs.n), np.log(runs.d), np.log(runs.loss), w, 1e-3)
+    r = np.log(TRUTH.predict(runs.n, runs.d)) - np.log(runs.loss)
+    huber = np.where(np.abs(r) <= 1e-3, 0.5 * r**2, 1e-3 * (np.abs(r) - 0.5e-3))
+    assert value[0] == pytest.approx(np.sum(w * huber), rel=1e-12)
+
+
+def test_objective_gradient_matches_finite_differences():
+    runs = synthetic(TRUTH, 40, 0.01, 1)
+    data = (np.log(runs.n), np.log(runs.d), np.log(runs.loss), np.linspace(0.5, 2, 40), 1e-3)
+    rng = np.random.default_rng(2)
+    for x in [from_law(TRUTH), *(from_law(TRUTH) + rng.normal(0, 0.05, (3, 5)))]:
+        err = check_grad(
+            lambda v: huber_objective(v, *data)[0][0],
+            lambda v: huber_objective(v, *data)[1][0],
+            x,
+            epsilon=1e-7,
+        )
+        assert err < 1e-5 * max(1.0, np.abs(huber_objective(x, *data)[1]).max())
+
+
+def test_objective_rows_are_independent_of_blocking():
+    runs = synthetic(TRUTH, 50, 0.01, 3)
+    data = (np.log(runs.n), np.log(runs.d), np.log(runs.loss), np.ones(50), 1e-3)
+    grid = hoffmann_grid()[::7]
+    together = huber_objective(grid, *data)
+    one_by_one = [huber_objective(x, *data) for x in grid[:20]]
+    np.testing.assert_allclose(together[0][:20], [v[0] for v, _ in one_by_one], rtol=1e-12)
+
+
+def test_noise_free_recovery_with_the_full_grid():
+    runs = synthetic(TRUTH, 100, 0.0, 4)
+    fit = fit_law(runs, "chinchilla")
+    assert fit.details["starts"] == 4500 and fit.details["converged"] == 4500
+    np.testing.assert_allclose(fit.law.vector(), TRUTH.vector(), rtol=1e-3)
+    assert fit.errors["max_rel_error"] < 1e-6
+    assert fit.method == "hoffmann-approach-3"
+
+
+def test_noisy_recovery_and_extrapolation():
+    runs = synthetic(TRUTH, 150, 0.003, 5)
+    small = runs.n < 1.5e9
+    fit = fit_law(runs.subset(small), "chinchilla", starts=SMALL_GRID)
+    got, want = fit.law.params, TRUTH.params
+    assert got["E"] == pytest.approx(want["E"], rel=0.03)
+    assert got["alpha"] == pytest.approx(want["alpha"], rel=0.1)
+    assert got["beta"] == pytest.approx(want["beta"], rel=0.05)
+    assert 0.002 < fit.errors["mean_rel_error"] < 0.004  # the noise level, not overfitted
+    big = runs.subset(~small)
+    truth = TRUTH.predict(big.n, big.d)
+    assert np.mean(np.abs(fit.law.predict(big.n, big.d) / truth - 1)) < 0.005
+
+
+def test_published_nl_fit_is_recovered():
+    nl = Chinchilla(E=1.69, A=406.4, alpha=0.34, B=410.7, beta=0.28)
+    fit = fit_law(synthetic(nl, 60, 0.0, 6), "chinchilla", starts=SMALL_GRID)
+    np.testing.assert_allclose(fit.law.vector(), nl.vector(), rtol=1e-4)
+
+
+def test_batched_and_scipy_engines_agree():
+    runs = synthetic(TRUTH, 60, 0.005, 7)
+    starts = hoffmann_grid()[::150]
+    batched = fit_law(runs, "chinchilla", starts=starts, engine="batched")
+    scipy = fit_law(runs, "chinchilla", starts=starts, engine="scipy")
+    assert batched.objective == pytest.approx(scipy.objective, rel=1e-9)
+    np.testing.assert_allclose(batched.law.vector(), scipy.law.vector(), rtol=1e-5)
+
+
+def test_parallel_workers_give_the_same_fit():
+    runs = synthetic(TRUTH, 40, 0.005, 8)
+    starts = hoffmann_grid()[::60]
+    one = fit_law(runs, "chinchilla", starts=starts, workers=1)
+    two = fit_law(runs, "chinchilla", starts=starts, workers=2)
+    assert one.objective == pytest.approx(two.objective, rel=1e-9)
+
+
+def test_weights_count_as_repeated_runs():
+    runs = synthetic(TRUTH, 30, 0.01, 9)
+    counts = np.tile([1, 2, 3], 10)
+    weighted = fit_law(runs, "chinchilla", starts=SMALL_GRID, weights=counts)
+    index = np.repeat(np.arange(30), counts)
+    repeated = Runs.from_arrays(
+        runs.n[index], runs.d[index] * (1 + 1e-12 * np.arange(60)), runs.loss[index]
+    )
+    data = (np.log(repeated.n), np.log(repeated.d), np.log(repeated.loss), np.ones(60), 1e-3)
+    value, _ = huber_objective(from_law(weighted.law), *data)
+    assert value[0] == pytest.approx(weighted.objective, rel=1e-6)
+
+
+def test_delta_is_configurable():
+    runs = synthetic(TRUTH, 40, 0.01, 10)
+    wide = fit_law(runs, "chinchilla", starts=SMALL_GRID, delta=1.0)  # least squares
+    assert wide.details["huber_delta"] == 1.0
+    resid = np.log(wide.law.predict(runs.n, runs.d)) - np.log(runs.loss)
+    assert wide.objective == pytest.approx(0.5 * np.sum(resid**2), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "n, d, loss, message",
+    [
+        (
+            [1e8, 2e8, 4e8, 8e8, 1e9],
+            [1e9, 2e9, 4e9, 8e9, 1e10],
+            [3, 2.9, 2.8, 2.7, 2.6],
+            "5 runs for the chinchilla law's 5 parameters",
+        ),
+        ([1e9] * 8, np.geomspace(1e9, 1e11, 8), np.linspace(3, 2.5, 8), "1 model size"),
+        (np.geomspace(1e8, 1e9, 8), [1e10] * 8, np.linspace(3, 2.5, 8), "at least 2 distinct D"),
+        (
+            [1e8, 2e8] * 4,
+            np.geomspace(1e9, 1e11, 8),
+            [3, 2.9, 2.8, -1, 2.6, 2.5, 2.4, 2.3],
+            r"loss=-1\.0 is not a positive finite number",
+        ),
+        (
+            [1e8, 2e8] * 4,
+            np.geomspace(1e9, 1e11, 8),
+            [3, 2.9, np.nan, 2.7, 2.6, 2.5, 2.4, 2.3],
+            "loss=nan",
+        ),
+        (
+            [1e8, 2e8, 1e8, 2e8, 1e8, 2e8, 1e8, 1e8],
+            [1e9, 1e9, 2e9, 2e9, 4e9, 4e9, 8e9, 8e9],
+            np.linspace(3, 2.5, 8),
+            "duplicate runs: N=1e.08, D=8e.09 appears 2 times",
+        ),
+    ],
+)
+def test_degenerate_input_is_rejected(n, d, loss, message):
+    with pytest.raises(LawsError, match=message):
+        fit_law(Runs.from_arrays(n, d, loss), "chinchilla", starts=SMALL_GRID)
+
+
+def test_bad_options_are_rejected():
+    runs = synthetic(TRUTH, 20, 0.0, 11)
+    with pytest.raises(LawsError, match="unknown engine"):
+        fit_law(runs, "chinchilla", engine="adam")
+    with pytest.raises(LawsError, match="Huber delta"):
+        fit_law(runs, "chinchilla", delta=0)
+    with pytest.raises(LawsError, match="unknown law"):
+        fit_law(runs, "kaplan")

@@ -1,0 +1,122 @@
+"""Farseer by the piecewise differential method plus joint refinement, on Eq. 2 data."""
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+
+from laws import LawsError, Runs, fit_law
+from laws.fit_farseer import _box_cox_log_terms, _from_box_cox, _to_box_cox
+from laws.forms import farseer_log_terms
+from laws.paper import EQ2_FARSEER, paper_design
+
+
+def ragged_design(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nine jittered model sizes, each with its own 8-13 jittered, roughly sqrt(2)-spaced D."""
+    rng = np.random.default_rng(seed)
+    n_all, d_all = [], []
+    for k in range(9):
+        n = 2e8 * 2 ** (k / 2) * np.exp(rng.uniform(-0.1, 0.1))
+        count = rng.integers(8, 14)
+        d = 2e9 * np.sqrt(2) ** np.arange(count) * np.exp(rng.uniform(-0.12, 0.12, count))
+        n_all += [n] * count
+        d_all += list(d)
+    return np.array(n_all), np.array(d_all)
+
+
+def runs_from(n, d, noise=0.0, seed=0) -> Runs:
+    rng = np.random.default_rng(seed)
+    return Runs.from_arrays(n, d, EQ2_FARSEER.predict(n, d) * np.exp(rng.normal(0, noise, len(n))))
+
+
+def test_noise_free_eq2_on_the_paper_design():
+    fit = fit_law(runs_from(*paper_design()), "farseer")
+    np.testing.assert_allclose(fit.law.vector(), EQ2_FARSEER.vector(), rtol=1e-3)
+    assert fit.errors["mean_rel_error"] < 1e-8
+    # the piecewise stage alone already lands on the law
+    piecewise = fit.details["candidates"]["piecewise"]
+    assert piecewise["mean_rel_error"] < 1e-6
+    np.testing.assert_allclose(list(piecewise["params"].values()), EQ2_FARSEER.vector(), rtol=1e-3)
+
+
+def test_noise_free_recovery_on_a_ragged_design():
+    n, d = ragged_design(0)
+    fit = fit_law(runs_from(n, d), "farseer")
+    np.testing.assert_allclose(fit.law.vector(), EQ2_FARSEER.vector(), rtol=1e-3)
+
+
+def test_extrapolates_to_held_out_larger_models():
+    n, d = paper_design()
+    small = n < 2e9
+    fit = fit_law(runs_from(n[small], d[small]), "farseer")
+    truth = EQ2_FARSEER.predict(n[~small], d[~small])
+    assert np.abs(fit.law.predict(n[~small], d[~small]) / truth - 1).max() < 1e-6
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_realistic_noise(seed):
+    n, d = ragged_design(seed)
+    runs = runs_from(n, d, noise=0.001, seed=seed)
+    small = runs.n < 1.8e9
+    fit = fit_law(runs.subset(small), "farseer")
+    assert fit.errors["mean_rel_error"] < 0.0015  # about the noise, well below 1%
+    big = runs.subset(~small)
+    truth = EQ2_FARSEER.predict(big.n, big.d)
+    assert np.mean(np.abs(fit.law.predict(big.n, big.d) / truth - 1)) < 0.005
+
+
+def test_reports_both_candidates_and_keeps_the_better():
+    fit = fit_law(runs_from(*ragged_design(3), noise=0.002, seed=3), "farseer")
+    reports = fit.details["candidates"]
+    assert set(reports) == {"piecewise", "joint"}
+    best = min(reports, key=lambda k: reports[k]["mean_rel_error"])
+    assert fit.details["chosen"] == best and fit.method == f"farseer-{best}"
+    assert fit.errors["mean_rel_error"] == pytest.approx(reports[best]["mean_rel_error"])
+    json = fit.to_json()
+    assert json["law"] == "farseer" and list(json["params"]) == list("sqSBbQAaE")
+    only = fit_law(runs_from(*ragged_design(3), noise=0.002, seed=3), "farseer", refine=False)
+    assert set(only.details["candidates"]) == {"piecewise"}
+
+
+def test_too_few_differences_per_size():
+    n, d = paper_design()
+    keep = (d < 2e9 * np.sqrt(2) ** 4) | (n < 4e8)  # only two sizes keep >= 5 differences
+    with pytest.raises(LawsError, match="at least 3 model sizes with >= 5 positive loss"):
+        fit_law(runs_from(n[keep], d[keep]), "farseer")
+
+
+def test_needs_three_model_sizes():
+    n, d = paper_design()
+    keep = n < 3e8
+    with pytest.raises(LawsError, match="needs at least 3 distinct N"):
+        fit_law(runs_from(n[keep], d[keep]), "farseer")
+
+
+def test_fewer_runs_than_parameters():
+    n = np.array([2e8, 2e8, 4e8, 4e8, 8e8, 8e8, 8e8])
+    d = np.array([2e9, 4e9, 2e9, 4e9, 2e9, 4e9, 8e9])
+    with pytest.raises(LawsError, match="7 runs for the farseer law's 9 parameters"):
+        fit_law(runs_from(n, d), "farseer")
+
+
+def test_box_cox_coordinates():
+    theta = np.array([-0.3, 0.24, -0.8, 2.0, -0.06, 0.5, -0.5, 0.19, -0.18])
+    np.testing.assert_allclose(_from_box_cox(_to_box_cox(theta)), theta, rtol=1e-12)
+    ln_n = np.linspace(-2.5, 2.5, 9)
+    ln_d = np.linspace(21, 26, 9)
+    # the same law in both coordinate systems
+    np.testing.assert_allclose(
+        _box_cox_log_terms(_to_box_cox(theta), ln_n, ln_d)[0],
+        farseer_log_terms(theta, ln_n, ln_d)[0],
+        rtol=1e-12,
+    )
+    # analytic Jacobian, including a power on the series branch (p -> 0)
+    for power in (0.24, 1e-7):
+        phi = _to_box_cox(theta)
+        phi[5] = power
+        for row in (0, 4, 8):
+            err = check_grad(
+                lambda p, row=row: _box_cox_log_terms(p, ln_n, ln_d)[0][row],
+                lambda p, row=row: _box_cox_log_terms(p, ln_n, ln_d)[1][row],
+                phi,
+            )
+            assert err < 1e-6
