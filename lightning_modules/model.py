@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lightning_modules.attention import causal_attention, check_backend
 from lightning_modules.shape import ModelShape
@@ -26,6 +27,7 @@ class DecoderConfig:
     init_std: float = 0.02
     attn_backend: str = "auto"
     norm_eps: float = 1e-5
+    activation_checkpointing: bool = False
 
 
 class RotaryEmbedding(nn.Module):
@@ -75,6 +77,8 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
+    """One pre-norm layer; also the unit of compilation, FSDP sharding and checkpointing."""
+
     def __init__(self, cfg: DecoderConfig, rope: RotaryEmbedding):
         super().__init__()
         d = cfg.shape.d_model
@@ -82,8 +86,16 @@ class Block(nn.Module):
         self.attn = Attention(cfg, rope)
         self.mlp_norm = nn.RMSNorm(d, eps=cfg.norm_eps)
         self.mlp = SwiGLU(d, cfg.shape.d_ff)
+        self.activation_checkpointing = cfg.activation_checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Checkpointing inside the block (not around it) keeps the recomputation within the
+        # block's FSDP unit, whose parameters FSDP gathers again before the block's backward.
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(self._layer, x, use_reentrant=False)
+        return self._layer(x)
+
+    def _layer(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x))
         return x + self.mlp(self.mlp_norm(x))
 

@@ -41,6 +41,25 @@ def test_flash_matches_sdpa_in_bf16():
     )
 
 
+@pytest.mark.skipif(
+    not attention.flash_available() or not torch.cuda.is_available(),
+    reason="flash-attn and a CUDA device are needed for the flash kernel",
+)
+def test_flash_and_sdpa_gradients_agree_in_bf16():
+    torch.manual_seed(0)
+    q, k, v = (
+        torch.randn(2, 512, 4, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        for _ in range(3)
+    )
+    upstream = torch.randn_like(q)
+    flash, sdpa = (
+        torch.autograd.grad(causal_attention(q, k, v, backend), (q, k, v), upstream)
+        for backend in ("flash", "sdpa")
+    )
+    for a, b in zip(flash, sdpa, strict=True):
+        assert ((a.float() - b.float()).norm() / b.float().norm()).item() < 1e-2
+
+
 def test_unknown_backend():
     with pytest.raises(ValueError, match="auto, flash, sdpa"):
         check_backend("xformers")
@@ -86,3 +105,25 @@ def test_rope_is_relative():
         return (rope(qs)[:, i] * rope(ks)[:, j]).sum()
 
     torch.testing.assert_close(score(10, 3), score(40, 33), rtol=1e-5, atol=1e-5)
+
+
+def test_flash_gets_bshd_views_and_its_output_is_not_copied(monkeypatch):
+    """The qkv projection is viewed straight as (B, S, 3, H, D): v reaches the kernel as a view,
+    and the kernel's (B, S, H, D) output reaches the output projection as a view."""
+    seen = {}
+
+    def fake_flash(q, k, v, causal):
+        seen.update(q=q, v=v, causal=causal, out=reference_attention(q, k, v))
+        return seen["out"]
+
+    monkeypatch.setattr(attention, "_FLASH_FUNC", fake_flash)
+    monkeypatch.setattr(attention, "flash_supports", lambda q: True)
+    shape = ModelShape(d_model=128, n_layer=1, d_ff=344, n_head=2)
+    cfg = DecoderConfig(shape=shape, vocab_size=100, seq_len=16, attn_backend="flash")
+    attn = Decoder(cfg).blocks[0].attn
+    proj_input = {}
+    attn.proj.register_forward_pre_hook(lambda module, args: proj_input.update(x=args[0]))
+    attn(torch.randn(3, 16, 128))
+    assert seen["causal"] and seen["q"].shape == seen["v"].shape == (3, 16, 2, 64)
+    assert seen["v"]._base is not None and seen["v"].stride(-1) == 1
+    assert proj_input["x"].data_ptr() == seen["out"].data_ptr()
