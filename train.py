@@ -18,18 +18,28 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from configs import ConfigError, load_config
 from configs.schema import DEFAULT_YAML
 from datamodules.datamodule import PoolDataModule
-from datamodules.pool import TokenPool, build_stdlib_pool, stdlib_pool_dir, unigram_bits_per_char
+from datamodules.embedded import embedded_pool_dir, ensure_embedded_pool
+from datamodules.mixture import BudgetError
+from datamodules.pool import PoolError, TokenPool, unigram_bits_per_char
 from lightning_modules.bpc import ValidationBPC
+from lightning_modules.guards import (
+    AtomicCheckpointIO,
+    FiniteLossGuard,
+    NonFiniteLoss,
+    PreemptionCheckpoint,
+)
 from lightning_modules.model import DecoderConfig
-from lightning_modules.module import DecoderLM, OptimSettings
+from lightning_modules.module import DecoderLM, OptimSettings, training_strategy
 from lightning_modules.plan import RunPlan, default_run_name, make_plan
+from lightning_modules.throughput import ThroughputLogger, flops_per_token
 
 USAGE = __doc__.strip()
 
@@ -53,23 +63,40 @@ def precision(cfg: DictConfig) -> str:
 def pool_source(cfg: DictConfig) -> tuple[Path, Callable[[], None], int]:
     """(pool folder, how to build it if absent, its vocabulary size) for this config."""
     d = cfg.data
-    if d.code_fraction != 1.0:
-        raise ConfigError(
-            f"data.code_fraction={d.code_fraction}: only pure-code pools (1.0) are supported so far"
-        )
+    if not 0.0 <= d.code_fraction <= 1.0:
+        raise ConfigError(f"data.code_fraction={d.code_fraction} must be between 0 and 1")
     if d.pool is not None:
         path = Path(d.pool)
         if not (path / "meta.json").exists():
-            raise ConfigError(f"data.pool={d.pool} is not a token pool folder (no meta.json)")
-        return path, lambda: None, TokenPool(path).vocab_size
-    path = stdlib_pool_dir(d.cache_dir, d.vocab_size, d.val_fraction, d.seed)
+            raise ConfigError(
+                f"data.pool={d.pool} is not a token pool folder (no meta.json); build one with "
+                "`python -m datamodules prepare`"
+            )
+        pool = TokenPool(path)
+        if d.tokenizer is not None:
+            pool.check_tokenizer(d.tokenizer)
+        return path, lambda: None, pool.vocab_size
+    if d.tokenizer is not None:
+        raise ConfigError(
+            "data.tokenizer applies to a prepared data.pool, not the embedded default"
+        )
+    path = embedded_pool_dir(d.cache_dir, d.vocab_size, d.val_fraction, d.seed)
+    return (
+        path,
+        lambda: ensure_embedded_pool(d.cache_dir, d.vocab_size, d.val_fraction, d.seed),
+        d.vocab_size,
+    )
 
-    def build() -> None:
-        if not path.exists():
-            print(f"building the embedded default pool in {path} (once; cached afterwards)")
-            build_stdlib_pool(path, d.vocab_size, d.val_fraction, d.seed)
 
-    return path, build, d.vocab_size
+class RunFailed(RuntimeError):
+    """The run stopped for good (non-finite loss, or a failure recorded earlier)."""
+
+
+def newest_checkpoint(run_dir: Path) -> str | None:
+    """The latest of last.ckpt and Lightning's SLURM requeue checkpoints (hpc_ckpt_*.ckpt)."""
+    found = [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
+    found = [path for path in found if path.exists()]
+    return str(max(found, key=lambda path: path.stat().st_mtime)) if found else None
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -84,15 +111,24 @@ def train(cfg: DictConfig) -> dict:
     plan = make_plan(cfg, world_size(cfg), vocab_size)
     run_dir = Path(cfg.run.dir) / (cfg.run.name or default_run_name(cfg, plan))
     result_path = run_dir / "result.json"
-    if result_path.exists() and json.loads(result_path.read_text()).get("status") == "completed":
-        print(f"{run_dir} is already completed; delete it or pick another run.name to train again")
-        return json.loads(result_path.read_text())
+    if result_path.exists():
+        previous = json.loads(result_path.read_text())
+        if previous.get("status") == "completed":
+            print(
+                f"{run_dir} is already completed; delete it or pick another run.name to train again"
+            )
+            return previous
+        raise RunFailed(
+            f"{run_dir} failed before ({previous.get('error')}); its checkpoints may hold the bad "
+            "state, so it is not resumed: delete the folder (or pick another run.name) to retry"
+        )
 
     started = time.time()
     L.seed_everything(cfg.run.seed, workers=True)
     datamodule = PoolDataModule(
         open_pool=lambda: TokenPool(pool_dir),
         build_pool=build_pool,
+        code_fraction=cfg.data.code_fraction,
         seq_len=plan.seq_len,
         global_batch=plan.global_batch_sequences,
         micro_batch=plan.micro_batch,
@@ -108,6 +144,7 @@ def train(cfg: DictConfig) -> dict:
             rope_theta=cfg.model.rope_theta,
             init_std=cfg.model.init_std,
             attn_backend=cfg.model.attn_backend,
+            activation_checkpointing=cfg.model.activation_checkpointing,
         ),
         OptimSettings(
             peak_lr=plan.lr,
@@ -119,15 +156,17 @@ def train(cfg: DictConfig) -> dict:
             beta2=cfg.optim.beta2,
             eps=cfg.optim.eps,
         ),
+        compile_model=cfg.model.compile,
     )
     bpc = ValidationBPC()
+    last_checkpoint = run_dir / "checkpoints" / "last.ckpt"
     t = cfg.trainer
     val_every = t.val_every_steps if 0 < t.val_every_steps < plan.steps else plan.steps + 1
     trainer = L.Trainer(
         accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
+        devices=t.devices if cfg.cluster.max_nodes is None else plan.layout.devices,
+        num_nodes=t.num_nodes if cfg.cluster.max_nodes is None else plan.layout.num_nodes,
+        strategy=training_strategy(t.strategy),
         precision=precision(cfg),
         max_steps=plan.steps,
         accumulate_grad_batches=plan.grad_accumulation,
@@ -138,8 +177,11 @@ def train(cfg: DictConfig) -> dict:
         use_distributed_sampler=False,
         log_every_n_steps=t.log_every_steps,
         logger=TensorBoardLogger(save_dir=str(run_dir), name="tb", version=""),
+        plugins=[AtomicCheckpointIO()],
         callbacks=[
             bpc,
+            FiniteLossGuard(every=t.log_every_steps),
+            PreemptionCheckpoint(last_checkpoint),
             ModelCheckpoint(
                 dirpath=run_dir / "checkpoints",
                 save_last=True,
@@ -147,6 +189,9 @@ def train(cfg: DictConfig) -> dict:
                 every_n_train_steps=t.checkpoint_every_steps,
             ),
             LearningRateMonitor(logging_interval="step"),
+            ThroughputLogger(flops_per_token(plan.shape, plan.seq_len, plan.vocab_size)),
+            # The bar reads the logged loss (a host-device sync) only when it refreshes.
+            *([TQDMProgressBar(refresh_rate=t.log_every_steps)] if t.progress_bar else []),
         ],
         enable_progress_bar=t.progress_bar,
         default_root_dir=str(run_dir),
@@ -157,8 +202,21 @@ def train(cfg: DictConfig) -> dict:
         write_json_atomic(run_dir / "plan.json", plan.as_dict())
     trainer.logger.log_hyperparams(plan.as_dict())
 
-    last = run_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+    resume = newest_checkpoint(run_dir)
+    if resume is not None and trainer.is_global_zero:
+        print(f"resuming from {resume}")
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    except NonFiniteLoss as err:
+        if trainer.is_global_zero:
+            failure = {
+                "status": "failed",
+                "error": str(err),
+                "step": err.step,
+                "plan": plan.as_dict(),
+            }
+            write_json_atomic(result_path, failure)
+        raise RunFailed(f"{err}; recorded in {result_path}") from err
     trainer.validate(module, datamodule=datamodule, verbose=False)
     result = make_result(cfg, plan, bpc.result, datamodule.pool, time.time() - started)
     if trainer.is_global_zero:
@@ -184,12 +242,14 @@ def make_result(
         "flops": p["flops"],
         "flops_with_attention": p["flops_with_attention"],
         "val_bpc": final["bpc"],
+        "val_bpc_by_language": final["by_language"],
         "val_bpb": final["bpb"],
         "val_loss": final["loss"],
         "val_bpc_unigram": unigram_bits_per_char(pool),
         "val_tokens": final["tokens"],
         "val_chars": final["chars"],
         "val_bytes": final["bytes"],
+        "pool": {"path": str(pool.path), "tokenizer_hash": pool.meta["tokenizer_hash"]},
         "steps": p["steps"],
         "wall_seconds": wall_seconds,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -214,6 +274,16 @@ def main(argv: list[str]) -> int:
         train(cfg)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
+        return 2
+    except (PoolError, BudgetError) as err:
+        print(f"data error: {err}", file=sys.stderr)
+        return 2
+    except RunFailed as err:
+        print(f"run failed: {err}", file=sys.stderr)
+        return 1
+    except SIGTERMException:
+        print("stopped by SIGTERM after saving a checkpoint; run the same command to resume")
+        return 143
         return 2
     return 0
 

@@ -28,6 +28,8 @@ class ModelConfig:
     rope_theta: float = MISSING
     init_std: float = MISSING
     attn_backend: str = MISSING
+    compile: bool = MISSING
+    activation_checkpointing: bool = MISSING
 
 
 @dataclass
@@ -37,6 +39,7 @@ class DataConfig:
     seq_len: int = MISSING
     vocab_size: int = MISSING
     code_fraction: float = MISSING
+    tokenizer: str | None = MISSING
     val_fraction: float = MISSING
     cache_dir: str = MISSING
     seed: int = MISSING
@@ -47,7 +50,7 @@ class DataConfig:
 class OptimConfig:
     lr: Any = MISSING
     batch_tokens: Any = MISSING
-    micro_batch: int = MISSING
+    micro_batch: Any = MISSING
     min_lr: float = MISSING
     warmup_steps: Any = MISSING
     weight_decay: float = MISSING
@@ -71,6 +74,13 @@ class TrainerConfig:
 
 
 @dataclass
+class ClusterConfig:
+    gpus_per_node: int = MISSING
+    max_nodes: int | None = MISSING
+    gpu_memory_gb: float = MISSING
+
+
+@dataclass
 class RunConfig:
     name: str | None = MISSING
     dir: str = MISSING
@@ -83,6 +93,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

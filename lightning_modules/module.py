@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import partial
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import FSDPStrategy, Strategy
+from torch.distributed.fsdp import FullyShardedDataParallel
 
-from lightning_modules.model import Decoder, DecoderConfig
+from lightning_modules.model import Block, Decoder, DecoderConfig
 from lightning_modules.shape import ModelShape
 from lightning_modules.steplaw import warmup_cosine
 
@@ -26,43 +27,70 @@ class OptimSettings:
     eps: float
 
 
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in fp32; compiled, the upcast fuses into the softmax instead of
+    materialising a float copy of the (tokens x vocab) logits."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
 class DecoderLM(L.LightningModule):
-    def __init__(self, decoder: dict, optim: dict):
+    def __init__(self, decoder: dict, optim: dict, compile_model: bool = False):
         """Plain dicts (DecoderConfig and OptimSettings fields) so checkpoints reload anywhere."""
         super().__init__()
         self.save_hyperparameters()
         shape = ModelShape(**decoder["shape"])
         self.model = Decoder(DecoderConfig(**{**decoder, "shape": shape}))
         self.optim = OptimSettings(**optim)
+        self.compile_model = compile_model
+        self._compiled = False
+        self._loss = next_token_loss
 
     @classmethod
-    def create(cls, decoder: DecoderConfig, optim: OptimSettings) -> DecoderLM:
-        return cls(asdict(decoder), asdict(optim))
+    def create(
+        cls, decoder: DecoderConfig, optim: OptimSettings, compile_model: bool = False
+    ) -> DecoderLM:
+        return cls(asdict(decoder), asdict(optim), compile_model)
+
+    def configure_model(self) -> None:
+        """Compile each block, and the loss, before the strategy wraps the module.
+
+        Lightning calls this hook under every strategy before DDP or FSDP wrap the module, which
+        is where PyTorch advises compiling. `Module.compile` works in place, so parameter names
+        (and checkpoints) carry no `_orig_mod.`; a block is also the FSDP unit, and the blocks
+        share one compiled graph, so compile time does not grow with depth.
+        """
+        if not self.compile_model or self._compiled:
+            return  # the hook runs again for `validate` after `fit`
+        for block in self.model.blocks:
+            block.compile(dynamic=False)  # training shapes are fixed: specialise to them
+        self._loss = torch.compile(next_token_loss, dynamic=False)
+        self._compiled = True
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy of (B, S+1) token sequences (also what bench/ times)."""
+        return self._loss(self.model(batch[:, :-1]), batch[:, 1:])
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
-        self.log("train/loss", loss, prog_bar=True)
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True)  # a tensor: no host-device sync here
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        """Per-target cross-entropy in nats; the BPC callback selects, groups and sums it."""
         logits = self.model(batch["input"])
         nats = F.cross_entropy(
             logits.flatten(0, 1).float(), batch["target"].flatten(), reduction="none"
         )
-        scored = batch["scored"].flatten()
-        return {
-            "nats": nats[scored].to(torch.float64).sum(),
-            "tokens": scored.sum(),
-            "chars": batch["chars"].sum(),
-            "bytes": batch["bytes"].sum(),
-        }
+        return {"nats": nats}
 
     def configure_optimizers(self):
-        """AdamW with decay on matrices only (norm gains are not decayed), warm-up + cosine."""
+        """AdamW (fused on CUDA) with decay on matrices only (norm gains are not decayed); the
+        warm-up + cosine schedule is applied in `optimizer_step`."""
         o = self.optim
-        matrices = [p for p in self.parameters() if p.ndim >= 2]
-        vectors = [p for p in self.parameters() if p.ndim < 2]
+        # By name, not by p.ndim: FSDP presents its shards as flat 1-d views.
+        params = list(self.named_parameters())
+        matrices = [p for name, p in params if "norm" not in name]
+        vectors = [p for name, p in params if "norm" in name]
         optimizer = torch.optim.AdamW(
             [
                 {"params": matrices, "weight_decay": o.weight_decay},
@@ -71,17 +99,42 @@ class DecoderLM(L.LightningModule):
             lr=o.peak_lr,
             betas=(o.beta1, o.beta2),
             eps=o.eps,
-            fused=self.device.type == "cuda" or None,
+            fused=all(p.is_cuda for _, p in params) or None,  # fused kernels: CUDA tensors only
         )
-        schedule = partial(
-            warmup_cosine,
-            peak_lr=1.0,
-            min_lr=o.min_lr / o.peak_lr,
-            warmup=o.warmup_steps,
-            total=o.total_steps,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return optimizer
+
+    def learning_rate(self, step: int) -> float:
+        o = self.optim
+        return warmup_cosine(step, o.peak_lr, o.min_lr, o.warmup_steps, o.total_steps)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """Set the lr from the global step itself, not from a scheduler's own counter: a run
+        resumed from any checkpoint then follows exactly the schedule of an uninterrupted one."""
+        for group in optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.trainer.global_step)
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Under FSDP the norm must span every shard, which only the root module can compute
+        (Lightning's default refuses norm clipping there)."""
+        if isinstance(self.trainer.model, FullyShardedDataParallel):
+            if gradient_clip_val:
+                self.trainer.model.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def training_strategy(name: str) -> str | Strategy:
+    """The Lightning strategy for `trainer.strategy`; `fsdp` shards one block per unit.
+
+    Lightning's plain "fsdp" makes the whole model a single unit, which gathers every parameter
+    at once; one unit per block gathers one layer at a time, which is what lets the 3B shapes fit.
+    """
+    if name != "fsdp":
+        return name
+    return FSDPStrategy(auto_wrap_policy={Block})

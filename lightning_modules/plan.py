@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from configs import ConfigError, format_size, parse_size
 from lightning_modules.attention import check_backend
+from lightning_modules.resources import Layout, choose_layout, estimate_micro_batch
 from lightning_modules.shape import (
     ModelShape,
     shape_for_target,
@@ -20,6 +21,9 @@ from lightning_modules.shape import (
 from lightning_modules.steplaw import step_law_batch_tokens, step_law_lr
 
 MAX_WARMUP = 2000  # Step Law's recipe
+# Short runs keep the recipe's warm-up as a share of the run: 2000 steps is 20% of a 10k-step
+# run. (5% was measured too short for the tiny CPU models: Step Law's lr then diverges early.)
+WARMUP_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -31,15 +35,25 @@ class RunPlan:
     tokens_requested: int
     lr: float
     batch_tokens_target: float
-    micro_batch: int
-    grad_accumulation: int
-    world_size: int
+    layout: Layout
     steps: int
     warmup_steps: int
 
     @property
+    def micro_batch(self) -> int:
+        return self.layout.micro_batch
+
+    @property
+    def grad_accumulation(self) -> int:
+        return self.layout.grad_accumulation
+
+    @property
+    def world_size(self) -> int:
+        return self.layout.world_size
+
+    @property
     def global_batch_sequences(self) -> int:
-        return self.micro_batch * self.grad_accumulation * self.world_size
+        return self.layout.global_batch_sequences
 
     @property
     def global_batch_tokens(self) -> int:
@@ -67,6 +81,8 @@ class RunPlan:
             "global_batch_sequences": self.global_batch_sequences,
             "micro_batch": self.micro_batch,
             "grad_accumulation": self.grad_accumulation,
+            "num_nodes": self.layout.num_nodes,
+            "devices": self.layout.devices,
             "world_size": self.world_size,
             "steps": self.steps,
             "flops": training_flops(s, self.tokens),
@@ -100,15 +116,39 @@ def model_shape(model: DictConfig) -> tuple[ModelShape, int | None]:
         raise ConfigError(f"model.n={model.n}: {err}") from err
 
 
-def batch_layout(global_sequences: float, micro_batch: int, world_size: int) -> tuple[int, int]:
-    """(micro_batch, accumulation) whose product with the world size is nearest the target.
+def micro_batch(cfg: DictConfig, shape: ModelShape, vocab_size: int, world_size: int) -> int:
+    """The configured micro-batch, or (`auto`) the memory model's estimate for the device."""
+    value = cfg.optim.micro_batch
+    if value != "auto":
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"optim.micro_batch={value!r}: a positive integer or auto")
+        return value
+    shards = world_size if cfg.trainer.strategy == "fsdp" else 1
+    try:
+        return estimate_micro_batch(
+            shape,
+            vocab_size,
+            cfg.data.seq_len,
+            cfg.cluster.gpu_memory_gb * 2**30,
+            activation_checkpointing=cfg.model.activation_checkpointing,
+            shards=shards,
+        )
+    except ValueError as err:
+        raise ConfigError(f"optim.micro_batch=auto: {err}") from err
 
-    The micro-batch is taken as given (it is what fits in memory) unless the whole global batch
-    is smaller than one micro-batch per device.
-    """
-    micro = max(1, min(micro_batch, round(global_sequences / world_size)))
-    accumulation = max(1, round(global_sequences / (micro * world_size)))
-    return micro, accumulation
+
+def batch_layout(cfg: DictConfig, target_sequences: float, micro: int, world_size: int) -> Layout:
+    """Whole nodes and accumulation for the target batch (`cluster.max_nodes` set: the node count
+    is chosen; else the trainer's devices and nodes are used as given). The micro-batch shrinks
+    only when the whole global batch is smaller than one micro-batch per device."""
+    cluster = cfg.cluster
+    if cluster.max_nodes is None:
+        nodes = [cfg.trainer.num_nodes]
+        per_node = world_size // cfg.trainer.num_nodes
+    else:
+        nodes, per_node = range(1, cluster.max_nodes + 1), cluster.gpus_per_node
+    micro = max(1, min(micro, round(target_sequences / (per_node * nodes[0]))))
+    return choose_layout(target_sequences, micro, per_node, nodes)
 
 
 def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
@@ -127,11 +167,14 @@ def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
         if cfg.optim.batch_tokens == "auto"
         else parse_size(cfg.optim.batch_tokens, "optim.batch_tokens")
     )
-    micro, accumulation = batch_layout(batch_tokens / seq_len, cfg.optim.micro_batch, world_size)
-    global_tokens = micro * accumulation * world_size * seq_len
+    micro = micro_batch(cfg, shape, vocab_size, world_size)
+    layout = batch_layout(cfg, batch_tokens / seq_len, micro, world_size)
+    global_tokens = layout.global_batch_sequences * seq_len
     steps = max(1, round(tokens / global_tokens))
     warmup = cfg.optim.warmup_steps
-    warmup = min(MAX_WARMUP, max(1, round(0.05 * steps))) if warmup == "auto" else int(warmup)
+    warmup = (
+        min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * steps))) if warmup == "auto" else int(warmup)
+    )
     return RunPlan(
         shape=shape,
         n_target=n_target,
@@ -140,9 +183,7 @@ def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
         tokens_requested=tokens,
         lr=lr,
         batch_tokens_target=batch_tokens,
-        micro_batch=micro,
-        grad_accumulation=accumulation,
-        world_size=world_size,
+        layout=layout,
         steps=steps,
         warmup_steps=warmup,
     )

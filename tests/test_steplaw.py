@@ -43,9 +43,11 @@ def test_plan_for_the_2_27b_run():
 
 
 def test_batch_layout():
-    assert batch_layout(1089.7, 9, 1) == (9, 121)
-    assert batch_layout(3.6, 16, 1) == (4, 1)  # never a micro-batch larger than the whole batch
-    assert batch_layout(1456.8, 13, 112) == (13, 1)
+    cfg = load_config([])  # trainer.num_nodes=1, cluster.max_nodes=null: devices as given
+    shape = lambda layout: (layout.micro_batch, layout.grad_accumulation)  # noqa: E731
+    assert shape(batch_layout(cfg, 1089.7, 9, 1)) == (9, 121)
+    assert shape(batch_layout(cfg, 3.6, 16, 1)) == (4, 1)  # micro-batch <= the whole batch
+    assert shape(batch_layout(cfg, 1456.8, 13, 112)) == (13, 1)
 
 
 def test_explicit_lr_and_batch():

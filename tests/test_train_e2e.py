@@ -62,3 +62,14 @@ def test_budget_larger_than_pool_fails_with_numbers(small_pool, tmp_path):
     cfg = tiny_run(small_pool, tmp_path, "data.tokens=50M")
     with pytest.raises(ValueError, match="lower data.tokens"):
         train.train(cfg)
+
+
+def test_per_language_bpc_is_reported(small_pool, tmp_path):
+    saved = train.train(tiny_run(small_pool, tmp_path, "data.tokens=20K"))
+    by_language = saved["val_bpc_by_language"]
+    chars = {k: v["chars"] for k, v in small_pool.meta["val"]["by_language"].items()}
+    assert set(by_language) == set(chars) == {"Python", "Java"}
+    # The total is the character-weighted mean of the languages, and they differ.
+    pooled = sum(by_language[k] * chars[k] for k in chars) / sum(chars.values())
+    assert saved["val_bpc"] == pytest.approx(pooled, rel=1e-9)
+    assert by_language["Python"] != pytest.approx(by_language["Java"], rel=1e-3)

@@ -1,0 +1,106 @@
+"""The (N, D) design of a scaling-law study, and the sweep file that launches it.
+
+Sizes are laid out log-uniformly between bounds; with none given, the paper's: N on the
+sqrt(2)-spaced Table 2 sizes 0.2B-3.2B (9), D from 2B to 128B by sqrt(2) (13), 117 runs per
+mixture. Each run carries its exact non-embedding N (from the shape rule), 6ND FLOPs and an
+estimate of GPU-hours at a stated peak and MFU, so the cost is seen before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from configs.schema import format_size
+from laws.errors import LawsError
+from lightning_modules.shape import shape_for_target, training_flops_with_attention
+
+PAPER_N = (2e8, 3.2e9, 9)
+PAPER_D = (2e9, 128e9, 13)
+PAPER_MIXTURES = (1.0, 0.7, 0.3)
+H100_BF16_PEAK = 989e12
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How GPU-hours are estimated: the attention-inclusive FLOPs at `mfu` of `peak_flops`."""
+
+    vocab_size: int = 65536
+    seq_len: int = 2048
+    peak_flops: float = H100_BF16_PEAK
+    mfu: float = 0.4
+
+
+def log_grid(low: float, high: float, count: int) -> np.ndarray:
+    if count < 1 or low <= 0 or high < low:
+        raise LawsError(f"grid {low:g}:{high:g}:{count}: need 0 < low <= high and count >= 1")
+    return np.geomspace(low, high, count) if count > 1 else np.array([low])
+
+
+def run_name(n: float, d: float, code_fraction: float) -> str:
+    """The name train.py gives the same run by default."""
+    return f"n{format_size(n)}_d{format_size(d)}_code{round(100 * code_fraction)}"
+
+
+def design_runs(
+    n_grid: np.ndarray,
+    d_grid: np.ndarray,
+    mixtures: tuple[float, ...] = (1.0,),
+    min_d_over_n: float | None = None,
+    max_d_over_n: float | None = None,
+    max_flops: float | None = None,
+    estimate: Estimate = Estimate(),
+) -> list[dict]:
+    """Every (N, D, mixture) of the grid that passes the filters, with its cost."""
+    runs = []
+    for code_fraction in mixtures:
+        for n_target in n_grid:
+            shape = shape_for_target(n_target)
+            n = shape.n_params
+            for d in d_grid:
+                d = round(float(d))
+                flops = 6.0 * n * d
+                if min_d_over_n is not None and d / n < min_d_over_n:
+                    continue
+                if max_d_over_n is not None and d / n > max_d_over_n:
+                    continue
+                if max_flops is not None and flops > max_flops:
+                    continue
+                with_attention = training_flops_with_attention(
+                    shape, d, estimate.seq_len, estimate.vocab_size
+                )
+                runs.append(
+                    {
+                        "name": run_name(n_target, d, code_fraction),
+                        "n": round(float(n_target)),  # the exact target the shape rule sees
+                        "tokens": d,
+                        "code_fraction": code_fraction,
+                        "n_params": n,
+                        "d_over_n": round(d / n, 2),
+                        "flops": flops,
+                        "gpu_hours": round(
+                            with_attention / (estimate.peak_flops * estimate.mfu) / 3600, 2
+                        ),
+                    }
+                )
+    if not runs:
+        raise LawsError("the filters leave no runs; widen the bounds or drop a filter")
+    return runs
+
+
+def sweep_document(
+    name: str, runs: list[dict], overrides: list[str], estimate: Estimate, description: str
+) -> dict:
+    """The sweep file's content: overrides for every run, then the runs."""
+    return {
+        "name": name,
+        "description": description,
+        "overrides": overrides,
+        "estimate": {
+            "gpu_hours_at": f"{estimate.mfu:.0%} MFU of {estimate.peak_flops:.3g} FLOP/s",
+            "total_flops": float(sum(r["flops"] for r in runs)),
+            "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
+        },
+        "runs": runs,
+    }
