@@ -9,9 +9,9 @@ exits. `--help` shows every key with its default.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,10 +35,11 @@ from lightning_modules.guards import (
     FiniteLossGuard,
     NonFiniteLoss,
     PreemptionCheckpoint,
+    WallClock,
 )
 from lightning_modules.model import DecoderConfig
 from lightning_modules.module import DecoderLM, OptimSettings, training_strategy
-from lightning_modules.plan import RunPlan, default_run_name, make_plan
+from lightning_modules.plan import RunPlan, default_run_name, make_plan, resumed_plan
 from lightning_modules.throughput import ThroughputLogger, flops_per_token
 
 USAGE = __doc__.strip()
@@ -106,7 +107,8 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Run (or resume) the configured run; returns its result, also written to result.json."""
+    """Run (or resume) the configured run; returns its result (written to result.json) on rank 0,
+    an empty dict on the other ranks."""
     pool_dir, build_pool, vocab_size = pool_source(cfg)
     plan = make_plan(cfg, world_size(cfg), vocab_size)
     run_dir = Path(cfg.run.dir) / (cfg.run.name or default_run_name(cfg, plan))
@@ -123,7 +125,10 @@ def train(cfg: DictConfig) -> dict:
             "state, so it is not resumed: delete the folder (or pick another run.name) to retry"
         )
 
-    started = time.time()
+    clock = WallClock()
+    resume = newest_checkpoint(run_dir)
+    if resume is not None and (run_dir / "plan.json").exists():
+        plan = resumed_plan(cfg, plan, json.loads((run_dir / "plan.json").read_text()))
     L.seed_everything(cfg.run.seed, workers=True)
     datamodule = PoolDataModule(
         open_pool=lambda: TokenPool(pool_dir),
@@ -180,6 +185,7 @@ def train(cfg: DictConfig) -> dict:
         plugins=[AtomicCheckpointIO()],
         callbacks=[
             bpc,
+            clock,
             FiniteLossGuard(every=t.log_every_steps),
             PreemptionCheckpoint(last_checkpoint),
             ModelCheckpoint(
@@ -202,31 +208,34 @@ def train(cfg: DictConfig) -> dict:
         write_json_atomic(run_dir / "plan.json", plan.as_dict())
     trainer.logger.log_hyperparams(plan.as_dict())
 
-    resume = newest_checkpoint(run_dir)
     if resume is not None and trainer.is_global_zero:
         print(f"resuming from {resume}")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     except NonFiniteLoss as err:
-        if trainer.is_global_zero:
-            failure = {
-                "status": "failed",
-                "error": str(err),
-                "step": err.step,
-                "plan": plan.as_dict(),
-            }
-            write_json_atomic(result_path, failure)
-        raise RunFailed(f"{err}; recorded in {result_path}") from err
+        fail(trainer, result_path, plan, err.step, str(err))
     trainer.validate(module, datamodule=datamodule, verbose=False)
-    result = make_result(cfg, plan, bpc.result, datamodule.pool, time.time() - started)
+    if not math.isfinite(bpc.result["bpc"]):
+        # The loss went non-finite after the guard's last check: never a "completed" result.
+        fail(trainer, result_path, plan, plan.steps, f"validation BPC is {bpc.result['bpc']}")
     if trainer.is_global_zero:
+        result = make_result(cfg, plan, bpc.result, datamodule.pool, clock.seconds())
         write_json_atomic(result_path, result)
         print(
             f"validation BPC {result['val_bpc']:.4f} (bits per byte {result['val_bpb']:.4f}); "
             f"unigram BPC of the same tokens {result['val_bpc_unigram']:.4f}"
         )
         print(f"result: {result_path}")
-    return result
+        return result
+    return {}
+
+
+def fail(trainer: L.Trainer, result_path: Path, plan: RunPlan, step: int, error: str) -> None:
+    """Record the run as failed at `step` (rank 0 writes) and stop it."""
+    if trainer.is_global_zero:
+        failure = {"status": "failed", "error": error, "step": step, "plan": plan.as_dict()}
+        write_json_atomic(result_path, failure)
+    raise RunFailed(f"{error}; recorded in {result_path}")
 
 
 def make_result(
@@ -284,7 +293,6 @@ def main(argv: list[str]) -> int:
     except SIGTERMException:
         print("stopped by SIGTERM after saving a checkpoint; run the same command to resume")
         return 143
-        return 2
     return 0
 
 

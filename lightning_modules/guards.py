@@ -1,9 +1,11 @@
 """What keeps a run trustworthy through failures: atomic checkpoints, a checkpoint on preemption
-(SIGTERM), and a stop with a recorded failure when the loss stops being finite."""
+(SIGTERM), a stop with a recorded failure when the loss stops being finite, and a wall clock that
+adds up the sessions of a resumed run."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,22 @@ class PreemptionCheckpoint(L.Callback):
             return
         trainer.save_checkpoint(self.path)
         connector.received_sigterm = True
+
+
+class WallClock(L.Callback):
+    """Wall seconds of a run over all its sessions: the seconds a checkpoint had accumulated,
+    plus this session's. Time lost after the last checkpoint of a killed session is not counted:
+    that work is redone, and the redone part is counted."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.before = 0.0
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+    def state_dict(self) -> dict[str, float]:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.before = state_dict["seconds"]

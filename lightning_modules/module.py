@@ -83,6 +83,27 @@ class DecoderLM(L.LightningModule):
         )
         return {"nats": nats}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["grad_accumulation"] = self.trainer.accumulate_grad_batches
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Re-count the micro-batches already seen for this run's accumulation.
+
+        A run resumed on another device count keeps its global batch but may accumulate over a
+        different number of micro-batches. Lightning counts micro-batches, both to place the
+        optimizer steps and to end the epoch, so the count is rescaled to what this layout would
+        have seen after the same optimizer steps.
+        """
+        saved = checkpoint.get("grad_accumulation")
+        now = self.trainer.accumulate_grad_batches
+        if saved is None or saved == now:
+            return
+        shift = checkpoint["global_step"] * (now - saved)
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        for counts in (progress["total"], progress["current"]):
+            for key in counts:
+                counts[key] += shift
+
     def configure_optimizers(self):
         """AdamW (fused on CUDA) with decay on matrices only (norm gains are not decayed); the
         warm-up + cosine schedule is applied in `optimizer_step`."""

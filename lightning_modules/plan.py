@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from omegaconf import DictConfig
 
@@ -171,10 +171,6 @@ def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
     layout = batch_layout(cfg, batch_tokens / seq_len, micro, world_size)
     global_tokens = layout.global_batch_sequences * seq_len
     steps = max(1, round(tokens / global_tokens))
-    warmup = cfg.optim.warmup_steps
-    warmup = (
-        min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * steps))) if warmup == "auto" else int(warmup)
-    )
     return RunPlan(
         shape=shape,
         n_target=n_target,
@@ -185,8 +181,53 @@ def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
         batch_tokens_target=batch_tokens,
         layout=layout,
         steps=steps,
-        warmup_steps=warmup,
+        warmup_steps=warmup_steps(cfg, steps),
     )
+
+
+def warmup_steps(cfg: DictConfig, steps: int) -> int:
+    warmup = cfg.optim.warmup_steps
+    if warmup == "auto":
+        return min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * steps)))
+    return int(warmup)
+
+
+# What may change when a run resumes on other hardware: how its global batch is laid out.
+LAYOUT_KEYS = ("micro_batch", "grad_accumulation", "num_nodes", "devices", "world_size")
+
+
+def resumed_plan(cfg: DictConfig, plan: RunPlan, saved: dict) -> RunPlan:
+    """The plan of a run resuming from `saved` (its plan.json) on this command's devices.
+
+    A resumed run keeps its global batch and step count, whatever the device count now, so it
+    trains on the same global batches with the same schedule: the batch is re-laid out as
+    micro-batch x accumulation on this world size. Anything else that differs from the saved
+    plan (a changed budget, shape, learning rate, ...) is an error, since the checkpoint belongs
+    to the saved plan.
+    """
+    world = plan.world_size
+    global_batch = int(saved["global_batch_sequences"])
+    per_device, rest = divmod(global_batch, world)
+    if rest:
+        raise ConfigError(
+            f"this run was started with a global batch of {global_batch} sequences, which "
+            f"{world} devices cannot share evenly; resume it on a device count that divides "
+            f"{global_batch} (it ran on {saved['world_size']})"
+        )
+    micro = max(m for m in range(1, min(plan.micro_batch, per_device) + 1) if per_device % m == 0)
+    nodes = plan.layout.num_nodes
+    layout = Layout(nodes, world // nodes, micro, per_device // micro)
+    steps = int(saved["steps"])
+    resumed = replace(plan, layout=layout, steps=steps, warmup_steps=warmup_steps(cfg, steps))
+    now = resumed.as_dict()
+    changed = [k for k in now if k in saved and k not in LAYOUT_KEYS and saved[k] != now[k]]
+    if changed:
+        listed = ", ".join(f"{k}: {saved[k]} -> {now[k]}" for k in changed)
+        raise ConfigError(
+            f"the command differs from the plan of the run it would resume ({listed}); resume "
+            "with the original settings, or pick another run.name to start a new run"
+        )
+    return resumed
 
 
 def default_run_name(cfg: DictConfig, plan: RunPlan) -> str:

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import train
 from configs import load_config
+from lightning_modules.guards import WallClock
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -136,3 +138,72 @@ def test_two_process_ddp_matches_one_process(small_pool, tmp_path):
     assert two["plan"]["world_size"] == 2 and one["steps"] == two["steps"]
     assert two["val_chars"] == one["val_chars"]  # every validation token once across ranks
     assert two["val_bpc"] == pytest.approx(one["val_bpc"], rel=0.01)
+
+
+def test_resume_on_two_devices_keeps_the_global_batch(small_pool, tmp_path):
+    """Killed on one device, resumed on two: Step Law's batch would be laid out as 6 sequences
+    on one device and 4 on two, but the resumed run keeps its 6 (1 x 3 per device instead of
+    3 x 2) and its step count, and ends where the uninterrupted run ends."""
+    same = ["data.tokens=60K", "optim.micro_batch=3", "trainer.checkpoint_every_steps=10"]
+    run_to_end(train_cmd(small_pool, tmp_path, "whole", *same))
+    cmd = train_cmd(small_pool, tmp_path, "moved", *same)
+    start_and_signal(cmd, tmp_path / "moved" / "checkpoints" / "last.ckpt", signal.SIGKILL)
+    done = run_to_end([*cmd, "trainer.devices=2", "trainer.strategy=ddp"])
+    assert "resuming from" in done.stdout
+    whole, moved = result(tmp_path, "whole"), result(tmp_path, "moved")
+    assert (whole["plan"]["micro_batch"], whole["plan"]["grad_accumulation"]) == (3, 2)
+    assert moved["plan"]["world_size"] == 2
+    assert (moved["plan"]["micro_batch"], moved["plan"]["grad_accumulation"]) == (1, 3)
+    assert moved["plan"]["global_batch_sequences"] == whole["plan"]["global_batch_sequences"] == 6
+    assert moved["steps"] == whole["steps"]
+    assert moved["val_bpc"] == pytest.approx(whole["val_bpc"], rel=0.01)
+    # Every optimizer step after the move took exactly one global batch (3 micro-batches per
+    # device): Lightning's micro-batch count, which places the steps, stayed aligned.
+    last = torch.load(tmp_path / "moved" / "checkpoints" / "last.ckpt", weights_only=False)
+    seen = last["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["ready"]
+    assert last["global_step"] > 10 and seen == 3 * last["global_step"]
+
+
+def test_resume_refuses_a_changed_plan(small_pool, tmp_path):
+    cmd = train_cmd(small_pool, tmp_path, "changed", "data.tokens=60K", "optim.micro_batch=3")
+    cmd.append("trainer.checkpoint_every_steps=10")
+    start_and_signal(cmd, tmp_path / "changed" / "checkpoints" / "last.ckpt", signal.SIGKILL)
+    done = subprocess.run(
+        [*cmd, "data.tokens=80K"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2
+    assert "tokens_requested: 60000 -> 80000" in done.stderr
+    odd = subprocess.run(
+        [*cmd, "trainer.devices=4", "trainer.strategy=ddp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert odd.returncode == 2 and "cannot share evenly" in odd.stderr
+
+
+def test_non_finite_loss_after_the_last_check_is_still_a_failure(small_pool, tmp_path):
+    """The guard checks every log_every_steps; a loss that turns NaN after its last check still
+    leaves a NaN model, which validation sees: the run is failed, never completed."""
+    cfg = load_config(
+        [
+            f"data.pool={small_pool.path}",
+            f"run.dir={tmp_path}",
+            "run.name=late_nan",
+            *TINY,
+            "data.tokens=20K",
+            "optim.lr=1e12",
+            "trainer.log_every_steps=100000",
+        ]
+    )
+    with pytest.raises(train.RunFailed, match="validation BPC is nan"):
+        train.train(cfg)
+    assert result(tmp_path, "late_nan")["status"] == "failed"
+
+
+def test_wall_clock_adds_up_the_sessions_of_a_resumed_run():
+    clock = WallClock()
+    clock.load_state_dict({"seconds": 100.0})  # what the checkpoint had accumulated
+    assert 100.0 <= clock.seconds() < 110.0
+    assert clock.state_dict()["seconds"] >= 100.0
