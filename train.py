@@ -29,6 +29,7 @@ from datamodules.datamodule import PoolDataModule
 from datamodules.embedded import embedded_pool_dir, ensure_embedded_pool
 from datamodules.mixture import BudgetError
 from datamodules.pool import PoolError, TokenPool, unigram_bits_per_char
+from lightning_modules.attention import check_backend
 from lightning_modules.bpc import ValidationBPC
 from lightning_modules.guards import (
     AtomicCheckpointIO,
@@ -109,6 +110,10 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 def train(cfg: DictConfig) -> dict:
     """Run (or resume) the configured run; returns its result (written to result.json) on rank 0,
     an empty dict on the other ranks."""
+    try:
+        check_backend(cfg.model.attn_backend)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(str(err)) from err
     pool_dir, build_pool, vocab_size = pool_source(cfg)
     plan = make_plan(cfg, world_size(cfg), vocab_size)
     run_dir = Path(cfg.run.dir) / (cfg.run.name or default_run_name(cfg, plan))

@@ -116,3 +116,19 @@ def test_cli_help_and_errors():
     assert out.returncode == 0 and "attn_backend" in out.stdout and "--plan" in out.stdout
     out = run_cli("--plan", "trainer.devcies=2")
     assert out.returncode == 2 and "Did you mean 'devices'" in out.stderr
+
+
+def test_flash_is_planned_anywhere_but_trained_only_where_it_imports(tmp_path):
+    """A login node without flash-attn can plan a flash run (and write its SLURM script);
+    training there fails at once with the reason, before any data is built."""
+    from lightning_modules.attention import flash_available
+
+    out = run_cli("--plan", "model.attn_backend=flash")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["n_params"] > 0
+    if not flash_available():
+        out = run_cli("model.attn_backend=flash", f"run.dir={tmp_path}")
+        assert out.returncode == 2 and "flash-attn cannot be imported" in out.stderr
+        assert not any(tmp_path.iterdir())
+    out = run_cli("--plan", "model.attn_backend=xformers")
+    assert out.returncode == 2 and "choose one of" in out.stderr
