@@ -1,6 +1,5 @@
 """MFU accounting, the throughput callback, and the speed/memory options of the training path."""
 
-import os
 import shutil
 
 import lightning as L
@@ -142,11 +141,6 @@ def training_step_grads(module: DecoderLM, tokens: torch.Tensor):
     return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()}
 
 
-@pytest.mark.skipif(
-    os.environ.get("CODESCALE_TEST_COMPILE") != "1",
-    reason="torch.compile on CPU measured 36-62 s per run with a cold inductor cache (2 cores, "
-    "12 s warm); run with CODESCALE_TEST_COMPILE=1",
-)
 @pytest.mark.skipif(
     shutil.which("c++") is None and shutil.which("g++") is None,
     reason="torch.compile's CPU backend (inductor) needs a C++ compiler",
