@@ -3,21 +3,26 @@
     python sweep.py SWEEP.yaml [--launcher local|slurm|print] [--submit] [key=value ...]
 
 Overrides after the file apply to every run (e.g. `data.pool=/pools/code run.dir=/scratch/runs`).
-Runs go to `<run.dir>/<sweep name>/<run name>/` (run.dir defaults to `runs`). Completed runs are
-skipped, interrupted ones resume from their last checkpoint (train.py does that), failed ones are
-reported with their log. Running the same command again finishes the study.
+Runs go to `<run.dir>/<sweep name>/<run name>/` (run.dir defaults to `runs`). Every launcher
+treats the runs alike: completed runs are skipped, interrupted ones launched again (train.py
+resumes them from their last checkpoint), missing ones launched, and failed ones (a result.json
+that records a failure, or cannot be read) reported with their log and not launched, since
+train.py refuses them: delete such a run's folder to retry it. Running the same command again
+finishes the study. The exit status is 1 while failed runs remain (local: or interrupted ones).
 
-  local  runs them one after another on this machine (logs: <run>/train.log)
+  local  runs them one after another on this machine (log: <run>/train.log); a run stopped by
+         SIGTERM (train.py saves a checkpoint and exits 143) or killed by a signal is reported
+         interrupted, a crash without a result failed for this pass (the next pass retries it)
   slurm  writes <run>/job.sbatch (whole nodes, one task per device, `srun python train.py ...`,
-         Lightning's SLURM environment with auto-requeue on SIGUSR1) and prints the sbatch
-         commands, or submits them with --submit
+         Lightning's SLURM environment with auto-requeue on SIGUSR1, log: <run>/train.log) and
+         prints the sbatch commands, or submits them with --submit
   print  prints the train.py command lines, for torchrun or any other scheduler
+Skipped and failed runs are listed on stdout by `local`, on stderr by `slurm` and `print`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
@@ -28,9 +33,11 @@ import yaml
 
 import train
 from configs import ConfigError, load_config
-from lightning_modules.plan import make_plan
+from laws.collect import LOG, run_state
+from laws.design import launch_plan
 
-STATUSES = ("completed", "failed", "interrupted", "pending")
+STATUSES = ("completed", "failed", "interrupted", "missing")  # laws.collect.run_state's
+PREEMPTED = 143  # train.py's exit status after saving a checkpoint on SIGTERM
 
 
 @dataclass(frozen=True)
@@ -41,15 +48,10 @@ class SweepRun:
 
     @property
     def log(self) -> Path:
-        return self.directory / "train.log"
+        return self.directory / LOG
 
-    def status(self) -> str:
-        result = self.directory / "result.json"
-        if result.exists():
-            return json.loads(result.read_text()).get("status", "failed")
-        if (self.directory / "checkpoints" / "last.ckpt").exists():
-            return "interrupted"
-        return "pending"
+    def state(self) -> dict:
+        return run_state(self.directory)
 
     def command(self) -> list[str]:
         return [sys.executable, "train.py", *self.overrides]
@@ -81,20 +83,78 @@ def read_sweep(path: Path, cli_overrides: list[str]) -> tuple[str, list[SweepRun
     return sweep["name"], runs
 
 
-def run_local(runs: list[SweepRun]) -> dict[str, list[SweepRun]]:
-    outcome: dict[str, list[SweepRun]] = {status: [] for status in STATUSES}
+# Each status maps to its runs, each with what to tell about it (e.g. a failure's cause) or None.
+Outcome = dict[str, list[tuple[SweepRun, str | None]]]
+
+
+def log_text(run: SweepRun) -> str:
+    return f"log: {run.log}" if run.log.exists() else f"no log in {run.directory}"
+
+
+def skip_text(run: SweepRun, state: dict) -> str:
+    """Why a completed or failed run is not launched."""
+    if state["status"] == "completed":
+        return f"{run.name}: completed, skipped"
+    return (
+        f"{run.name}: failed ({state.get('error')}), not launched: train.py refuses a failed run; "
+        f"delete {run.directory} to retry it; {log_text(run)}"
+    )
+
+
+def status_after(returncode: int, state: dict) -> tuple[str, str | None]:
+    """A locally launched run's status once train.py exits. Its result.json, if written, says;
+    without one, a stop by SIGTERM (exit 143, checkpoint saved) or by a signal that killed the
+    process leaves a resumable run, and any other exit is a crash, failed for this pass."""
+    if state["status"] in ("completed", "failed"):
+        return state["status"], state.get("error")
+    if returncode == PREEMPTED or returncode < 0:
+        return "interrupted", f"exit status {returncode}; the next pass resumes it"
+    return "failed", f"train.py exited with status {returncode} and no result"
+
+
+def run_local(runs: list[SweepRun]) -> Outcome:
+    outcome: Outcome = {status: [] for status in STATUSES}
     for i, run in enumerate(runs, 1):
-        before = run.status()
-        if before in ("completed", "failed"):
-            outcome[before].append(run)
-            print(f"[{i}/{len(runs)}] {run.name}: {before}, skipped")
+        head = f"[{i}/{len(runs)}]"
+        state = run.state()
+        if state["status"] in ("completed", "failed"):
+            outcome[state["status"]].append((run, state.get("error")))
+            print(f"{head} {skip_text(run, state)}")
             continue
-        verb = "resuming" if before == "interrupted" else "training"
-        print(f"[{i}/{len(runs)}] {run.name}: {verb} (log: {run.log})", flush=True)
+        verb = "resuming" if state["status"] == "interrupted" else "training"
+        print(f"{head} {run.name}: {verb} (log: {run.log})", flush=True)
         run.directory.mkdir(parents=True, exist_ok=True)
         with open(run.log, "a") as log:
-            subprocess.run(run.command(), stdout=log, stderr=subprocess.STDOUT, check=False)
-        outcome["completed" if run.status() == "completed" else "failed"].append(run)
+            process = subprocess.run(
+                run.command(), stdout=log, stderr=subprocess.STDOUT, check=False
+            )
+        status, error = status_after(process.returncode, run.state())
+        outcome[status].append((run, error))
+        if status != "completed":
+            print(f"{head} {run.name}: {status}" + (f" ({error})" if error else ""), flush=True)
+    return outcome
+
+
+def launch_elsewhere(
+    runs: list[SweepRun], launcher: str, submit: bool, cpus: int, time: str
+) -> Outcome:
+    """slurm and print: a script or command line for every missing or interrupted run."""
+    outcome: Outcome = {status: [] for status in STATUSES}
+    for run in runs:
+        state = run.state()
+        outcome[state["status"]].append((run, state.get("error")))
+        if state["status"] in ("completed", "failed"):
+            print(skip_text(run, state), file=sys.stderr)
+        elif launcher == "print":
+            print(shlex.join(run.command()))
+        else:
+            run.directory.mkdir(parents=True, exist_ok=True)
+            script = run.directory / "job.sbatch"
+            script.write_text(sbatch_script(run, cpus, time))
+            if submit:
+                subprocess.run(["sbatch", str(script)], check=True)
+            else:
+                print(f"sbatch {script}")
     return outcome
 
 
@@ -108,10 +168,11 @@ SBATCH = """#!/bin/bash
 #SBATCH --signal=SIGUSR1@120
 #SBATCH --requeue
 #SBATCH --open-mode=append
-#SBATCH --output={directory}/slurm-%j.out
+#SBATCH --output={log}
 # Lightning detects SLURM: one process per task, ranks from SLURM_PROCID; SIGUSR1 (sent 120 s
 # before the time limit or on preemption) makes it save a checkpoint and requeue this job, which
-# then resumes from the newest checkpoint in the run folder.
+# then resumes from the newest checkpoint in the run folder. Every job of the run appends to the
+# run's train.log, where `sweep.py --launcher local` writes too and `laws collect` looks.
 cd {workdir}
 srun {command}
 """
@@ -120,10 +181,7 @@ srun {command}
 def sbatch_script(run: SweepRun, cpus: int, time: str) -> str:
     cfg = load_config(run.overrides)
     vocab_size = train.pool_source(cfg)[2]
-    world = cfg.trainer.num_nodes * (
-        1 if cfg.trainer.devices == "auto" else int(cfg.trainer.devices)
-    )
-    plan = make_plan(cfg, world, vocab_size)
+    plan = launch_plan(cfg, vocab_size)
     placement = [
         f"trainer.num_nodes={plan.layout.num_nodes}",
         f"trainer.devices={plan.layout.devices}",
@@ -138,7 +196,7 @@ def sbatch_script(run: SweepRun, cpus: int, time: str) -> str:
         devices=plan.layout.devices,
         cpus=cpus,
         time=time,
-        directory=run.directory,
+        log=run.log,
         workdir=Path.cwd(),
         command=shlex.join(command),
     )
@@ -156,30 +214,22 @@ def main(argv: list[str]) -> int:
     args, overrides = parser.parse_known_args(argv)
     try:
         name, runs = read_sweep(args.sweep, overrides)
-        if args.launcher == "print":
-            for run in runs:
-                print(shlex.join(run.command()))
-            return 0
-        if args.launcher == "slurm":
-            for run in runs:
-                if run.status() == "completed":
-                    continue
-                run.directory.mkdir(parents=True, exist_ok=True)
-                script = run.directory / "job.sbatch"
-                script.write_text(sbatch_script(run, args.cpus_per_task, args.time))
-                if args.submit:
-                    subprocess.run(["sbatch", str(script)], check=True)
-                else:
-                    print(f"sbatch {script}")
-            return 0
+        if args.launcher == "local":
+            outcome = run_local(runs)
+        else:
+            outcome = launch_elsewhere(
+                runs, args.launcher, args.submit, args.cpus_per_task, args.time
+            )
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    outcome = run_local(runs)
-    print(f"sweep {name}: " + ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v))
-    for run in outcome["failed"]:
-        print(f"  failed: {run.name} (log: {run.log})")
-    return 1 if outcome["failed"] or outcome["interrupted"] else 0
+    stream = sys.stdout if args.launcher == "local" else sys.stderr
+    counts = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
+    print(f"sweep {name}: {counts}", file=stream)
+    for run, error in outcome["failed"]:
+        print(f"  failed: {run.name} ({error}); {log_text(run)}", file=stream)
+    unfinished = outcome["failed"] or (args.launcher == "local" and outcome["interrupted"])
+    return 1 if unfinished else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Collect a sweep's completed runs into one CSV for `laws fit`, and list the runs that are
-missing, interrupted or failed (with their logs)."""
+missing, interrupted or failed (with their logs: <run>/train.log, where sweep.py's local and
+SLURM launchers write; "no log" when the run was launched some other way)."""
 
 from __future__ import annotations
 
@@ -26,5 +27,6 @@ def run(args: argparse.Namespace) -> Output:
     for status in ("failed", "interrupted", "missing"):
         for run in report[status]:
             detail = f" ({run['error']})" if run.get("error") else ""
-            lines.append(f"{status}: {run['name']}{detail}; log: {run['log']}")
+            log = f"log: {run['log']}" if run["log"] else "no log"
+            lines.append(f"{status}: {run['name']}{detail}; {log}")
     return Output(report, "\n".join(lines))

@@ -2,6 +2,12 @@
 
 With no bounds, the paper's design: N = 0.2B..3.2B (9 sizes, sqrt(2) apart), D = 2B..128B
 (13, sqrt(2) apart). Bounds are LOW:HIGH:COUNT, log-uniform, e.g. --n 100K:400K:3.
+
+With --max-nodes (or --set cluster.max_nodes=N) each run also gets the layout train.py will use
+(whole nodes, devices per node, micro-batch, accumulation, global batch) and its wall-clock hours.
+The shipped paper design is made by
+    python -m laws design --out configs/sweeps/paper.yaml --mixtures 1.0,0.7,0.3 --max-nodes 16 \
+        --description "(the file's description)"
 """
 
 from __future__ import annotations
@@ -11,8 +17,17 @@ from pathlib import Path
 
 import yaml
 
+from configs import ConfigError, load_config
 from laws.cli import Output, format_table, quantity
-from laws.design import PAPER_D, PAPER_N, Estimate, design_runs, log_grid, sweep_document
+from laws.design import (
+    PAPER_D,
+    PAPER_N,
+    Estimate,
+    add_layouts,
+    design_runs,
+    log_grid,
+    sweep_document,
+)
 from laws.errors import LawsError
 
 NAME = "design"
@@ -24,6 +39,46 @@ def grid(text: str) -> tuple[float, float, int]:
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"{text!r}: expected LOW:HIGH:COUNT, e.g. 100K:400K:3")
     return quantity(parts[0]), quantity(parts[1]), int(parts[2])
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return int(text)
+
+
+def micro_batch(text: str) -> int | str:
+    return text if text == "auto" else positive_int(text)
+
+
+def cluster_overrides(args: argparse.Namespace) -> list[str]:
+    """--max-nodes and the settings the layout needs, as train.py overrides. Without --max-nodes
+    the others would change nothing the design shows, so they are refused rather than ignored."""
+    if args.max_nodes is None:
+        given = [
+            option
+            for option, value in (
+                ("--gpus-per-node", args.gpus_per_node),
+                ("--micro-batch", args.micro_batch),
+                ("--gpu-memory-gb", args.gpu_memory_gb),
+            )
+            if value is not None
+        ]
+        if given:
+            raise LawsError(
+                f"{', '.join(given)} without --max-nodes: the cluster layout needs --max-nodes N "
+                "(the most whole nodes a run may use); add it, or pass train.py keys with --set"
+            )
+        return []
+    gpus = 8 if args.gpus_per_node is None else args.gpus_per_node
+    micro = "auto" if args.micro_batch is None else args.micro_batch
+    memory = 80.0 if args.gpu_memory_gb is None else args.gpu_memory_gb
+    return [
+        f"cluster.max_nodes={args.max_nodes}",
+        f"cluster.gpus_per_node={gpus}",
+        f"cluster.gpu_memory_gb={memory:g}",
+        f"optim.micro_batch={micro}",
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +97,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mfu", type=float, default=0.4, help="for the GPU-hour estimate")
     parser.add_argument("--peak-flops", type=quantity, default=Estimate.peak_flops)
     parser.add_argument(
+        "--max-nodes",
+        type=positive_int,
+        help="plan each run on 1..N whole nodes (paper A.3) and show its layout",
+    )
+    parser.add_argument(
+        "--gpus-per-node", type=positive_int, help="with --max-nodes (default 8, as the paper)"
+    )
+    parser.add_argument(
+        "--micro-batch",
+        type=micro_batch,
+        help="sequences per GPU, or auto (memory model); with --max-nodes (default auto)",
+    )
+    parser.add_argument(
+        "--gpu-memory-gb", type=float, help="for --micro-batch auto; with --max-nodes (default 80)"
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="train.py override for every run (repeatable), e.g. --set cluster.max_nodes=16",
+        help="train.py override for every run (repeatable), e.g. --set trainer.strategy=fsdp",
     )
     parser.add_argument("--description", default="")
 
@@ -68,7 +139,18 @@ def run(args: argparse.Namespace) -> Output:
     )
     out = Path(args.out)
     name = args.name or out.stem
-    overrides = [f"data.vocab_size={args.vocab_size}", f"data.seq_len={args.seq_len}", *args.set]
+    overrides = [
+        f"data.vocab_size={args.vocab_size}",
+        f"data.seq_len={args.seq_len}",
+        *cluster_overrides(args),
+        *args.set,
+    ]
+    try:
+        planned = load_config(overrides).cluster.max_nodes is not None
+    except ConfigError as err:
+        raise LawsError(f"--set: {err}") from err
+    if planned:
+        add_layouts(runs, overrides, args.vocab_size)
     document = sweep_document(name, runs, overrides, estimate, args.description)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(document, sort_keys=False, width=100))
@@ -80,9 +162,20 @@ def run(args: argparse.Namespace) -> Output:
         ("flops", "6ND", ".3g"),
         ("gpu_hours", "GPU-h", ".1f"),
     ]
+    rows = runs
+    if planned:
+        columns += [("layout_text", "nodes x GPUs x micro x acc", ""), ("wall_hours", "h", ".1f")]
+        rows = [{**r, "layout_text": layout_text(r["layout"])} for r in runs]
     total = document["estimate"]
-    text = format_table(runs, columns) + (
+    text = format_table(rows, columns) + (
         f"\n{len(runs)} runs, {total['total_flops']:.3g} FLOPs, about {total['total_gpu_hours']:,} "
         f"GPU-hours at {total['gpu_hours_at']}; written to {out}"
     )
     return Output({"out": str(out), **document}, text)
+
+
+def layout_text(layout: dict) -> str:
+    return (
+        f"{layout['num_nodes']} x {layout['devices']} x {layout['micro_batch']} x "
+        f"{layout['grad_accumulation']} = {layout['global_batch_sequences']}"
+    )

@@ -2,6 +2,7 @@
 
 The CSV is the long format `laws fit` reads: one row per run with the total BPC (language
 empty), then one row per validation language, plus the run's name, steps and wall time.
+`run_state` is also how sweep.py decides what to launch, so both tell the same story.
 """
 
 from __future__ import annotations
@@ -15,21 +16,56 @@ import yaml
 from laws.errors import LawsError
 
 COLUMNS = ("name", "N", "D", "C", "mixture", "language", "loss", "steps", "wall_seconds")
+# What a completed result.json must hold for its row.
+RESULT_KEYS = ("n_params", "tokens", "flops", "code_fraction", "steps", "wall_seconds", "val_bpc")
+LOG = "train.log"  # where sweep.py's launchers, local and SLURM, send a run's output
+
+
+def run_state(folder: Path) -> dict:
+    """A run folder's state: its result.json ("completed" or "failed"), "interrupted" if it
+    started (plan or checkpoints) without one, else "missing"; plus `log` (None if the run left
+    none there). An unreadable result.json counts as failed, naming the file, so one bad file
+    neither hides the other runs nor gets its run launched again unseen."""
+    result = folder / "result.json"
+    if result.exists():
+        try:
+            state = json.loads(result.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            state = {"status": "failed", "error": f"{result} is unreadable ({err})"}
+        if not isinstance(state, dict):
+            state = {"status": "failed", "error": f"{result} is not a JSON object"}
+        if state.get("status") == "completed":
+            lacking = [key for key in RESULT_KEYS if key not in state]
+            if lacking:
+                state = {"status": "failed", "error": f"{result} lacks {', '.join(lacking)}"}
+        if state.get("status") != "completed":
+            state = {**state, "status": "failed"}
+    elif (folder / "checkpoints").exists() or (folder / "plan.json").exists():
+        state = {"status": "interrupted"}
+    else:
+        state = {"status": "missing"}
+    log = folder / LOG
+    return {**state, "folder": folder, "log": str(log) if log.exists() else None}
 
 
 def run_states(sweep_dir: Path, sweep_file: Path | None) -> dict[str, dict]:
-    """Every run folder's state, plus the sweep's runs that have no folder yet ("missing")."""
+    """Every started run folder's state, plus the sweep's runs that have not started ("missing")."""
     states = {}
     for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
-        result = folder / "result.json"
-        if result.exists():
-            states[folder.name] = {"folder": folder, **json.loads(result.read_text())}
-        elif (folder / "checkpoints").exists() or (folder / "plan.json").exists():
-            states[folder.name] = {"folder": folder, "status": "interrupted"}
+        state = run_state(folder)
+        if state["status"] != "missing":
+            states[folder.name] = state
     sweep_file = sweep_file or sweep_dir / "sweep.yaml"
     if sweep_file.exists():
-        for run in yaml.safe_load(sweep_file.read_text())["runs"]:
-            states.setdefault(run["name"], {"folder": sweep_dir / run["name"], "status": "missing"})
+        try:
+            names = [run["name"] for run in yaml.safe_load(sweep_file.read_text())["runs"]]
+        except (OSError, yaml.YAMLError, TypeError, KeyError) as err:
+            raise LawsError(
+                f"cannot read the run names in the sweep file {sweep_file} ({err}); pass the "
+                "file that launched the sweep with --sweep"
+            ) from err
+        for name in names:
+            states.setdefault(name, run_state(sweep_dir / name))
     return states
 
 
@@ -62,7 +98,7 @@ def collect(sweep_dir: str | Path, out: str | Path, sweep_file: str | Path | Non
         writer.writerows(rows)
     problems = {
         status: [
-            {"name": n, "log": str(s["folder"] / "train.log"), "error": s.get("error")}
+            {"name": n, "log": s["log"], "error": s.get("error")}
             for n, s in states.items()
             if s["status"] == status
         ]

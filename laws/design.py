@@ -3,18 +3,30 @@
 Sizes are laid out log-uniformly between bounds; with none given, the paper's: N on the
 sqrt(2)-spaced Table 2 sizes 0.2B-3.2B (9), D from 2B to 128B by sqrt(2) (13), 117 runs per
 mixture. Each run carries its exact non-embedding N (from the shape rule), 6ND FLOPs and an
-estimate of GPU-hours at a stated peak and MFU, so the cost is seen before anything runs.
+estimate of GPU-hours at a stated peak and MFU, so the cost is seen before anything runs. When the
+sweep's overrides set `cluster.max_nodes`, each run also carries the layout train.py will choose
+for it (nodes, devices per node, micro-batch, accumulation, global batch; paper Appendix A.3) and
+its wall-clock hours on that layout.
+
+This module is the bridge from the laws to training: it imports the training config and plan,
+the plan lazily, because the plan pulls in torch and the fitting commands must not need it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from configs.schema import format_size
+from configs import ConfigError, format_size, load_config
 from laws.errors import LawsError
 from lightning_modules.shape import shape_for_target, training_flops_with_attention
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from lightning_modules.plan import RunPlan
 
 PAPER_N = (2e8, 3.2e9, 9)
 PAPER_D = (2e9, 128e9, 13)
@@ -87,6 +99,41 @@ def design_runs(
     if not runs:
         raise LawsError("the filters leave no runs; widen the bounds or drop a filter")
     return runs
+
+
+def launch_plan(cfg: DictConfig, vocab_size: int) -> RunPlan:
+    """train.py's plan for a run as sweep.py launches it. The world size passed is the trainer's
+    as configured ('auto' devices: one): with `cluster.max_nodes` set the layout is chosen over
+    whole nodes regardless, and the world size only sizes FSDP shards for micro_batch=auto."""
+    from lightning_modules.plan import make_plan  # lazily: torch, see the module docstring
+
+    devices = cfg.trainer.devices
+    world_size = cfg.trainer.num_nodes * (1 if devices == "auto" else int(devices))
+    return make_plan(cfg, world_size, vocab_size)
+
+
+def add_layouts(runs: list[dict], overrides: list[str], vocab_size: int) -> None:
+    """Give each run its `layout` (the keys of `train.py --plan`) and `wall_hours` (its GPU-hours
+    over the layout's GPUs), planned from the overrides sweep.py will launch it with. GPU-hours
+    themselves do not depend on the GPU count: they are FLOPs over the per-GPU rate."""
+    plans: dict[tuple[int, int], RunPlan] = {}  # the plan does not depend on the mixture
+    for run in runs:
+        key = (run["n"], run["tokens"])
+        if key not in plans:
+            own = [f"model.n={run['n']}", f"data.tokens={run['tokens']}"]
+            try:
+                plans[key] = launch_plan(load_config([*overrides, *own]), vocab_size)
+            except ConfigError as err:
+                raise LawsError(f"run {run['name']}: {err}") from err
+        plan = plans[key]
+        run["layout"] = {
+            "num_nodes": plan.layout.num_nodes,
+            "devices": plan.layout.devices,
+            "micro_batch": plan.micro_batch,
+            "grad_accumulation": plan.grad_accumulation,
+            "global_batch_sequences": plan.global_batch_sequences,
+        }
+        run["wall_hours"] = round(run["gpu_hours"] / plan.world_size, 2)
 
 
 def sweep_document(

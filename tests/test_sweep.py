@@ -1,10 +1,13 @@
-"""Sweeps: a partly finished sweep only runs what is missing, collect lists every run's state,
-and SLURM scripts carry the paper's resource plan."""
+"""Sweeps: a partly finished sweep only runs what is missing, every launcher skips completed runs,
+relaunches interrupted ones and reports failed ones with their log, collect lists every run's state
+(a corrupt result.json included), and SLURM scripts carry the paper's resource plan."""
 
 import csv
 import json
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 import sweep
@@ -90,6 +93,7 @@ def test_slurm_script_has_the_resource_plan(tmp_path, capsys):
     script = (tmp_path / "mini" / "big" / "job.sbatch").read_text()
     assert capsys.readouterr().out.strip() == f"sbatch {tmp_path / 'mini' / 'big' / 'job.sbatch'}"
     for line in (
+        f"#SBATCH --output={tmp_path / 'mini' / 'big' / 'train.log'}",  # where collect looks
         "#SBATCH --nodes=15",
         "#SBATCH --ntasks-per-node=8",
         "#SBATCH --requeue",
@@ -100,3 +104,130 @@ def test_slurm_script_has_the_resource_plan(tmp_path, capsys):
     assert command.startswith("srun python train.py ")
     assert "trainer.num_nodes=15" in command and "trainer.devices=8" in command
     assert "optim.micro_batch=9" in command  # 15 nodes x 8 GPUs x 9 = 1080 sequences
+
+
+RESULT = {
+    "status": "completed",
+    "n_params": 100352,
+    "tokens": 1_000_000,
+    "flops": 6.0 * 100352 * 1_000_000,
+    "code_fraction": 1.0,
+    "steps": 10,
+    "wall_seconds": 1.0,
+    "val_bpc": 2.5,
+}
+# Stands in for train.py: "paused" is preempted (checkpoint, exit 143), "crash" dies without a
+# result, the others complete.
+FAKE_TRAIN = f"""
+import json, pathlib, sys
+run = pathlib.Path(sys.argv[1])
+print("fake train.py in", run.name)
+if run.name == "paused":
+    (run / "checkpoints").mkdir(exist_ok=True)
+    (run / "checkpoints" / "last.ckpt").write_text("state")
+    sys.exit(143)
+if run.name == "crash":
+    sys.exit(1)
+(run / "result.json").write_text(json.dumps({RESULT!r}))
+"""
+
+
+def sweep_in_every_state(tmp_path: Path) -> tuple[Path, Path]:
+    """done (completed), bad (recorded failure, with a log), corrupt (unreadable result.json),
+    paused (started, with a checkpoint), new and crash (never started)."""
+    names = ("done", "bad", "corrupt", "paused", "new", "crash")
+    runs = [{"name": n, "n": "100K", "tokens": "1M", "code_fraction": 1.0} for n in names]
+    file = write_sweep(tmp_path / "mini.yaml", runs, ["data.seq_len=128", "optim.micro_batch=4"])
+    root = tmp_path / "runs" / "mini"
+    for name in ("done", "bad", "corrupt", "paused"):
+        (root / name).mkdir(parents=True)
+    (root / "done" / "result.json").write_text(json.dumps(RESULT))
+    failure = {"status": "failed", "error": "the training loss became nan at step 7", "step": 7}
+    (root / "bad" / "result.json").write_text(json.dumps(failure))
+    (root / "bad" / "train.log").write_text("nan at step 7\n")
+    (root / "corrupt" / "result.json").write_text('{"status": "compl')
+    (root / "paused" / "plan.json").write_text("{}")
+    (root / "paused" / "checkpoints").mkdir()
+    (root / "paused" / "checkpoints" / "last.ckpt").write_text("state")
+    return file, root
+
+
+def test_print_and_slurm_launch_only_missing_and_interrupted_runs(tmp_path, capsys):
+    file, root = sweep_in_every_state(tmp_path)
+    run_dir = f"run.dir={tmp_path / 'runs'}"
+    assert sweep.main([str(file), "--launcher", "print", run_dir]) == 1  # failed runs remain
+    captured = capsys.readouterr()
+    launched = [line.split("run.name=")[1].split()[0] for line in captured.out.splitlines()]
+    assert launched == ["paused", "new", "crash"]
+    assert "done: completed, skipped" in captured.err
+    assert "bad: failed (the training loss became nan at step 7)" in captured.err
+    assert f"log: {root / 'bad' / 'train.log'}" in captured.err
+    assert f"corrupt: failed ({root / 'corrupt' / 'result.json'} is unreadable" in captured.err
+    assert f"no log in {root / 'corrupt'}" in captured.err
+
+    assert sweep.main([str(file), "--launcher", "slurm", run_dir]) == 1
+    captured = capsys.readouterr()
+    scripts = sorted(p.parent.name for p in root.glob("*/job.sbatch"))
+    assert scripts == ["crash", "new", "paused"]
+    assert captured.out.split() == [
+        word
+        for name in ("paused", "new", "crash")
+        for word in ("sbatch", f"{root / name}/job.sbatch")
+    ]
+    assert "bad: failed" in captured.err and "corrupt: failed" in captured.err
+
+
+def test_local_resumes_reports_and_counts_preemption_as_interrupted(tmp_path, capsys, monkeypatch):
+    file, root = sweep_in_every_state(tmp_path)
+    fake = lambda run: [sys.executable, "-c", FAKE_TRAIN, str(run.directory)]  # noqa: E731
+    monkeypatch.setattr(sweep.SweepRun, "command", fake)
+    assert sweep.main([str(file), "--launcher", "local", f"run.dir={tmp_path / 'runs'}"]) == 1
+    out = capsys.readouterr().out
+    assert "[1/6] done: completed, skipped" in out
+    assert "[2/6] bad: failed (the training loss became nan at step 7), not launched" in out
+    assert "[3/6] corrupt: failed (" in out
+    assert "[4/6] paused: resuming" in out and "[4/6] paused: interrupted (exit status 143" in out
+    assert "[5/6] new: training" in out
+    assert "[6/6] crash: failed (train.py exited with status 1 and no result)" in out
+    assert "sweep mini: 2 completed, 3 failed, 1 interrupted" in out
+    crash_log = root / "crash" / "train.log"
+    assert f"  failed: crash (train.py exited with status 1 and no result); log: {crash_log}" in out
+    assert (root / "bad" / "train.log").read_text() == "nan at step 7\n"  # not launched
+    assert "fake train.py in paused" in (root / "paused" / "train.log").read_text()
+
+    report = json.loads(_laws(capsys, "collect", str(root), "--json"))
+    assert report["completed"] == 2 and [r["name"] for r in report["missing"]] == ["crash"]
+    assert report["missing"][0]["log"] == str(crash_log)
+
+
+def test_collect_lists_a_corrupt_result_as_failed(tmp_path, capsys):
+    file, root = sweep_in_every_state(tmp_path)
+    report = json.loads(_laws(capsys, "collect", str(root), "--sweep", str(file), "--json"))
+    assert report["completed"] == 1  # one bad file does not lose the table
+    failed = {r["name"]: r for r in report["failed"]}
+    assert set(failed) == {"bad", "corrupt"}
+    assert f"{root / 'corrupt' / 'result.json'} is unreadable" in failed["corrupt"]["error"]
+    assert failed["bad"]["log"] == str(root / "bad" / "train.log")  # the log that exists
+    assert failed["corrupt"]["log"] is None
+    assert [r["name"] for r in report["interrupted"]] == ["paused"]
+    assert [(r["name"], r["log"]) for r in report["missing"]] == [("new", None), ("crash", None)]
+    with open(report["out"]) as handle:
+        assert [row["name"] for row in csv.DictReader(handle)] == ["done"]
+    text = _laws(capsys, "collect", str(root), "--sweep", str(file))
+    assert f"failed: bad (the training loss became nan at step 7); log: {root / 'bad'}" in text
+    assert "missing: new; no log" in text
+
+
+@pytest.mark.parametrize(
+    ("returncode", "status", "expected"),
+    [
+        (0, "completed", "completed"),
+        (1, "failed", "failed"),  # a recorded failure (non-finite loss)
+        (143, "interrupted", "interrupted"),  # SIGTERM: checkpoint saved, resumable
+        (-9, "interrupted", "interrupted"),  # SIGKILL: resumes from the last checkpoint
+        (1, "interrupted", "failed"),  # a crash without a result
+        (2, "missing", "failed"),  # a config error before anything started
+    ],
+)
+def test_status_after_a_local_run(returncode, status, expected):
+    assert sweep.status_after(returncode, {"status": status})[0] == expected
