@@ -1,0 +1,81 @@
+"""A study on one page: report.html (self-contained, opens offline) and report.md beside the
+figures' PNG and PDF files. Laws come from --fits, or are fitted here (Chinchilla and, where
+the runs allow, Farseer; a form that cannot be fitted is listed with the reason)."""
+
+from __future__ import annotations
+
+import argparse
+
+from laws.cli import Output, cutoff, format_table, quantity
+from laws.data import DEFAULT_FLOPS_PER_TOKEN
+from laws.figures import Reference
+from laws.fit_chinchilla import GRIDS
+from laws.report import build_report
+
+NAME = "report"
+HELP = "one self-contained HTML page (and Markdown) with the laws, errors, allocation, figures"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="runs/ directory, or .csv / .jsonl")
+    parser.add_argument(
+        "--out", required=True, help="directory for report.html, report.md, figures"
+    )
+    parser.add_argument("--fits", nargs="+", default=[], metavar="F", help="fit or law files")
+    parser.add_argument("--label", nargs="+", default=[], help="one per --fits (default: stems)")
+    parser.add_argument(
+        "--holdout",
+        type=cutoff,
+        metavar="CUT",
+        help="fit below n<N or c<C and report the error on the rest (with --fits: the runs "
+        "those fits did not see; default: each fit file's own holdout)",
+    )
+    parser.add_argument(
+        "--budgets",
+        type=quantity,
+        nargs="+",
+        default=[],
+        metavar="C",
+        help="budgets of the allocation table (default: the largest run's decade and two above)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=quantity,
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("N", "D", "LOSS"),
+        help="a model placed on the optimal-loss panel at C = 6ND; repeatable",
+    )
+    parser.add_argument(
+        "--grid", choices=sorted(GRIDS), default="hoffmann", help="Chinchilla starting grid"
+    )
+    parser.add_argument("--mixture", help="only this mixture (default: every mixture)")
+    parser.add_argument("--language", help="this language's loss instead of the overall one")
+    parser.add_argument("--workers", type=int, help="processes for the Chinchilla fits")
+    parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+
+
+def run(args: argparse.Namespace) -> Output:
+    report = build_report(
+        args.results,
+        args.out,
+        fits=args.fits,
+        labels=args.label,
+        cut=args.holdout,
+        budgets=args.budgets,
+        references=[Reference(n, d, loss) for n, d, loss in args.reference],
+        grid=args.grid,
+        mixture=args.mixture,
+        language=args.language,
+        workers=args.workers,
+        flops_per_token=args.flops_per_token,
+    )
+    data = report.to_json()
+    errors = report.tables["errors"]
+    rows = [dict(zip(errors.headers, row, strict=True)) for row in errors.rows]
+    columns = [(h, h, "") for h in errors.headers]
+    lines = [format_table(rows, columns)]
+    lines += [f"not fitted: {s['label']}: {s['reason']}" for s in data["skipped"]]
+    lines.append(f"written: {data['html']}, {data['markdown']} and {len(data['figures'])} figures")
+    return Output(data, "\n".join(lines))
