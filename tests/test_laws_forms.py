@@ -14,10 +14,17 @@ TABLE_1_ND = [(6.37e9, 127e9), (2.27e9, 341e9), (1.34e9, 567e9)]
 
 
 def test_eq1_gives_table_1_chinchilla_predictions():
-    # PL_C of Table 1. The table's D is rounded to 3 digits (127B, 341B, 567B); a 0.5B change of
-    # D moves Eq. 1 by ~4e-5, so the printed (N, D) reproduce PL_C to 4 significant digits.
+    # PL_C of Table 1. The table's N and D are rounded (1.34B, 567B); rounding moves Eq. 1 by up
+    # to ~4e-5, so the printed (N, D) reproduce PL_C to 4e-5, not 1e-5 (docs/laws.md).
     got = EQ1_CHINCHILLA.predict(*np.array(TABLE_1_ND).T)
     np.testing.assert_allclose(got, [0.265707, 0.262330, 0.262939], atol=4e-5)
+    # ... and exactly: each PL_C lies between Eq. 1 at the two corners of its rounding box
+    # (E to 5e-5, N to 0.005B, D to 0.5B; the loss falls in N and D), so some unrounded
+    # values give it.
+    n, d = np.array(TABLE_1_ND).T
+    low = EQ1_CHINCHILLA.predict(n + 0.005e9, d + 0.5e9) - 5e-5
+    high = EQ1_CHINCHILLA.predict(n - 0.005e9, d - 0.5e9) + 5e-5
+    assert np.all((low < [0.265707, 0.262330, 0.262939]) & ([0.265707, 0.262330, 0.262939] < high))
     assert [round(float(x), 4) for x in got] == [0.2657, 0.2623, 0.2629]
 
 
