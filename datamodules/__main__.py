@@ -49,7 +49,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="build a token pool (resumable)")
     p.add_argument("--code", required=True, help="code sources (SPEC[,SPEC...] or `stdlib`)")
     p.add_argument("--nl", default="", help="natural-language sources, for mixtures")
-    p.add_argument("--val", default="", help="code validation set; default: hold out by path hash")
+    p.add_argument(
+        "--val",
+        default="",
+        help="code validation set; default: hold out by a hash of each document's name",
+    )
     p.add_argument("--val-fraction", type=float, default=0.02, help="share held out without --val")
     p.add_argument("--out", required=True, help="pool folder to create")
     vocab = p.add_mutually_exclusive_group()
@@ -112,6 +116,13 @@ def pool_info(pool: TokenPool) -> dict:
 
 
 def run_stream(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.code_fraction <= 1.0:
+        raise ConfigError(
+            f"--code-fraction {args.code_fraction}: the share of code tokens, between 0 and 1 "
+            "(1.0 pure code; the paper's mixtures are 0.7 and 0.3)"
+        )
+    if args.seq_len < 1:
+        raise ConfigError(f"--seq-len {args.seq_len}: a sequence holds at least 1 token")
     tokens = int(parse_size(args.tokens, "--tokens"))
     if tokens % args.seq_len:
         raise BudgetError(

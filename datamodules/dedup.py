@@ -1,6 +1,7 @@
-"""Decontamination: find training documents that duplicate a validation document.
+"""Decontamination: find training documents that duplicate a validation document; and the
+exact deduplication of the training set itself (`first_occurrences` over `normalized_hash`es).
 
-Two checks, as in OpenCoder's near-deduplication:
+Two checks against validation, as in OpenCoder's near-deduplication:
   - exact, modulo whitespace: a hash of the text with every whitespace run made one space;
   - near: MinHash over 5-gram shingles of tokens, LSH banding for candidates, and each
     candidate verified by the Jaccard similarity estimated from the full signatures.
@@ -35,6 +36,18 @@ def normalized_hash(text: str) -> bytes:
     """16-byte hash of the text with whitespace runs collapsed to one space (and ends trimmed)."""
     normalized = " ".join(text.split())
     return hashlib.blake2b(normalized.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def first_occurrences(digests: np.ndarray) -> np.ndarray:
+    """True for each row of `digests` (documents x 2 uint64, a `normalized_hash` each) that no
+    earlier row repeats. lexsort is stable, so of equal digests the earliest sorts first."""
+    order = np.lexsort((digests[:, 1], digests[:, 0]))
+    ordered = digests[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[first]] = True
+    return keep
 
 
 def _random_u64(label: str, count: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from datamodules.pool import POOL_FORMAT, TokenPool
-from datamodules.prepare import STDLIB, PrepareSpec, prepare
+from datamodules.prepare import PREPARE_VERSION, STDLIB, PrepareSpec, prepare
 
 
 def embedded_spec(vocab_size: int, val_fraction: float, seed: int) -> PrepareSpec:
@@ -27,7 +27,7 @@ def embedded_pool_dir(
     cache_dir: str | Path, vocab_size: int, val_fraction: float, seed: int
 ) -> Path:
     spec = embedded_spec(vocab_size, val_fraction, seed).to_json()
-    key = json.dumps([POOL_FORMAT, sys.version, sys.prefix, spec], sort_keys=True)
+    key = json.dumps([POOL_FORMAT, PREPARE_VERSION, sys.version, sys.prefix, spec], sort_keys=True)
     return Path(cache_dir) / f"stdlib-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

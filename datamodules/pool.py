@@ -11,6 +11,8 @@ so a pool folder is always whole and never rewritten):
   val.bin, val_docs.npy, val_lang.npy   the code validation stream, in source order
   val_chars.bin, val_bytes.bin  Unicode characters and UTF-8 bytes each validation token covers
                                 (0 for the separators, which are never scored)
+  unigram_code.npy          how often each token id occurs in code.bin (int64, one per id),
+                            counted while the pool is written (pools made before it lack it)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datamodules.tokenizer import load_tokenizer, tokenizer_hash
 
 POOL_FORMAT = 2
 SOURCES = ("code", "nl")
+COUNT_CHUNK = 1 << 24  # tokens counted at once when a pool has no unigram_code.npy
 
 
 class PoolError(ValueError):
@@ -123,10 +126,22 @@ class TokenPool:
             )
 
 
+def code_unigram_counts(pool: TokenPool) -> np.ndarray:
+    """How often each token id occurs in the code training stream. Read from the file prepare
+    writes; a pool made before it existed is counted here chunk by chunk, since a stream of
+    billions of tokens cannot be copied into memory at once."""
+    if "unigram_counts" in pool.meta:
+        return np.load(pool.path / pool.meta["unigram_counts"])
+    counts = np.zeros(pool.vocab_size, dtype=np.int64)
+    code = pool.stream("code")
+    for start in range(0, 0 if code is None else len(code), COUNT_CHUNK):
+        counts += np.bincount(code[start : start + COUNT_CHUNK], minlength=pool.vocab_size)
+    return counts
+
+
 def unigram_bits_per_char(pool: TokenPool) -> float:
     """BPC of a unigram model of the code training tokens (add-one smoothed): the bar to beat."""
-    code = pool.stream("code")
-    counts = np.bincount(code, minlength=pool.vocab_size).astype(np.float64) + 1
+    counts = code_unigram_counts(pool).astype(np.float64) + 1
     log_p = np.log(counts / counts.sum())
     scored = pool.val_tokens[pool.val_tokens != pool.eos_id]
     return float(-log_p[scored].sum() / np.log(2) / pool.val_chars.sum(dtype=np.int64))

@@ -1,5 +1,6 @@
 """Build a token pool: read sources, train or load the tokenizer, decontaminate, tokenize in
-parallel, shuffle once, and rename the finished folder into place.
+parallel, drop exact repeats within each training source, shuffle once, and rename the finished
+folder into place.
 
 Work happens in `<out>.partial/`. Every step leaves a file behind (the tokenizer, the encoded
 validation set, one part per input shard), so an interrupted prepare started again with the same
@@ -14,24 +15,28 @@ import multiprocessing
 import os
 import shutil
 import sys
+import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from datamodules.dedup import Decontaminator
+from datamodules.dedup import Decontaminator, first_occurrences, normalized_hash
 from datamodules.pool import POOL_FORMAT, PoolError, TokenPool, token_dtype
 from datamodules.sources import (
     Columns,
     Document,
     Shard,
     SkipLog,
+    canonical_language,
     is_validation,
+    known_language,
     list_shards_many,
     read_shard,
     stdlib_prose_documents,
@@ -39,6 +44,7 @@ from datamodules.sources import (
 )
 from datamodules.tokenizer import (
     EOS,
+    MIN_VOCAB,
     chars_per_token,
     load_tokenizer,
     token_byte_lengths,
@@ -47,6 +53,9 @@ from datamodules.tokenizer import (
 )
 
 STDLIB = "stdlib"  # the embedded default: this Python installation's sources and prose
+# Bump when the same spec makes a different pool: it names the embedded default's cache and
+# keeps a prepare from resuming a build an older version started.
+PREPARE_VERSION = 2
 STDLIB_SHARD_FILES = 500
 GATHER_BLOCK = 1 << 24  # tokens per block when writing the shuffled stream
 
@@ -57,7 +66,7 @@ class PrepareSpec:
 
     code: tuple[str, ...]
     nl: tuple[str, ...] = ()
-    val: tuple[str, ...] = ()  # empty: hold out `val_fraction` of the code files by path hash
+    val: tuple[str, ...] = ()  # empty: hold out `val_fraction` of the code documents by name
     val_fraction: float = 0.02
     vocab_size: int | None = 65536
     tokenizer: str | None = None  # a tokenizer.json to use instead of training one
@@ -76,16 +85,36 @@ class PrepareSpec:
             )
         if (self.vocab_size is None) == (self.tokenizer is None):
             raise PoolError("give exactly one of --vocab-size (train a BPE) or --tokenizer FILE")
+        if self.vocab_size is not None and self.vocab_size < MIN_VOCAB:
+            raise PoolError(
+                f"vocab_size={self.vocab_size}: a byte-level BPE needs at least {MIN_VOCAB} "
+                "entries (the paper's is 65536)"
+            )
         for language, weight in self.lang_weights.items():
             if not 0.0 <= weight <= 1.0:
                 raise PoolError(
                     f"language weight {language}={weight}: weights are the kept share of a "
                     "language's documents, between 0 and 1"
                 )
+        if len(self.weights) < len(self.lang_weights):
+            raise PoolError(
+                f"--lang-weights {', '.join(self.lang_weights)}: some of these name the same "
+                "language (names are compared as canonical languages, in any case); give each once"
+            )
+        if not 0.0 < self.near_dup_threshold <= 1.0:
+            raise PoolError(
+                f"near_dup_threshold={self.near_dup_threshold}: a Jaccard similarity in (0, 1]"
+            )
         if not self.val and not 0.0 < self.val_fraction < 1.0:
             raise PoolError(
                 f"val_fraction={self.val_fraction}: with no --val set it must be in (0, 1)"
             )
+
+    @cached_property
+    def weights(self) -> dict[str, float]:
+        """Language weights by lower-cased canonical name, the way documents' languages are
+        matched: `html`, `htm` and `HTML` are one language."""
+        return {canonical_language(k).lower(): v for k, v in self.lang_weights.items()}
 
     @property
     def columns(self) -> Columns:
@@ -140,34 +169,83 @@ def stable_fraction(text: str) -> float:
 
 
 def language_weight(spec: PrepareSpec, language: str) -> float:
-    weights = {k.lower(): v for k, v in spec.lang_weights.items()}
-    return weights.get(language.lower(), 1.0)
+    return spec.weights.get(language.lower(), 1.0)
+
+
+def split_key(doc: Document, source: str) -> str:
+    """What the split without --val hashes. A code document's own name: a source file's path,
+    or `file#row=N` / `file#line=N` for a table row, so each row goes to validation or training,
+    never both and never lost. Embedded prose by the module it came from (`pkg/mod.py`; pydoc
+    topics `pydoc_data/topics.py#name` by that file), so held-out modules' docstrings leave
+    training with their code."""
+    return doc.path if source == "code" else doc.path.partition("#")[0]
 
 
 def held_out(doc: Document, spec: PrepareSpec, source: str) -> bool:
-    """In split mode (no --val), the code files the path hash assigns to validation; the embedded
-    NL prose of those same modules is held out too, so their docstrings never leak into training."""
-    if spec.val:
+    """In split mode (no --val), whether the document belongs to validation (code) or goes with
+    a validation module (the embedded prose)."""
+    if spec.val or (source == "nl" and spec.nl != (STDLIB,)):
         return False
-    if source == "code" or spec.nl == (STDLIB,):
-        return is_validation(doc.path.partition("#")[0], spec.val_fraction)
-    return False
+    return is_validation(split_key(doc, source), spec.val_fraction)
+
+
+def in_processes(
+    function: Callable, jobs: list[tuple], workers: int, initializer=None, initargs=()
+) -> Iterator:
+    """function(*job) for each job, in job order, in up to `workers` spawned processes (in this
+    one when a single worker is enough). A failing job cancels the ones not started, so its error
+    (a bad shard) is reported at once, not after every other shard."""
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from (function(*job) for job in jobs)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, initializer, initargs) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        try:
+            for future in futures:
+                yield future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 # ---- steps -----------------------------------------------------------------------------------
 
 
-def collect_validation(spec: PrepareSpec, skips: SkipLog) -> list[Document]:
-    if spec.val:
-        return [
-            d for s in shards_for(spec.val, "val") for d in read_documents(s, spec, skips, "code")
-        ]
-    return [
+def shard_validation(spec: PrepareSpec, shard: Shard) -> tuple[list[Document], SkipLog]:
+    """One shard's validation documents: all of a --val shard; of a code shard (no --val), the
+    ones `held_out` assigns to validation."""
+    skips = SkipLog()
+    docs = [
         d
-        for s in shards_for(spec.code, "code")
-        for d in read_documents(s, spec, skips, "code")
-        if is_validation(d.path, spec.val_fraction)
+        for d in read_documents(shard, spec, skips, "code")
+        if spec.val or held_out(d, spec, "code")
     ]
+    return docs, skips
+
+
+def collect_validation(
+    spec: PrepareSpec,
+    shards: dict[str, list[Shard]],
+    skips: SkipLog,
+    workers: int,
+    progress: bool,
+) -> list[Document]:
+    """The validation documents in shard order, shards read in parallel. Without --val these
+    are the code shards, whose skipped documents the tokenizing workers count."""
+    val_shards = shards_for(spec.val, "val") if spec.val else shards["code"]
+    docs: list[Document] = []
+    results = in_processes(shard_validation, [(spec, s) for s in val_shards], workers)
+    for shard_docs, shard_skips in tqdm(
+        results, total=len(val_shards), desc="reading validation", disable=not progress
+    ):
+        docs += shard_docs
+        if spec.val:
+            skips.merge(shard_skips)
+    return docs
 
 
 def tokenizer_sample(spec: PrepareSpec, shards: dict[str, list[Shard]]) -> Iterator[str]:
@@ -249,14 +327,17 @@ def _init_worker(spec: PrepareSpec, tokenizer_json: str, decontaminator: Deconta
 
 
 def encode_part(source: str, shard: Shard, part: Path) -> None:
-    """Tokenize one shard's kept training documents into a part file plus its counts (JSON, the
-    done-marker, written last)."""
+    """Tokenize one shard's kept training documents into a part file (tokens, and per document
+    its length, language and whitespace-normalised digest; the part's unigram counts) plus its
+    counts (JSON, the done-marker, written last)."""
     spec, tokenizer = _WORKER["spec"], _WORKER["tokenizer"]
     decontaminator: Decontaminator = _WORKER["decontaminator"]
     skips = SkipLog()
     counts: Counter = Counter()
+    read: Counter = Counter()  # documents per language, before any is left out
     kept: list[Document] = []
     for doc in read_documents(shard, spec, skips, source):
+        read[doc.language] += 1
         if held_out(doc, spec, source):
             counts["held_out_for_validation"] += 1
         elif stable_fraction(doc.text) >= language_weight(spec, doc.language):
@@ -269,16 +350,25 @@ def encode_part(source: str, shard: Shard, part: Path) -> None:
     dtype = token_dtype(tokenizer.get_vocab_size())
     encodings = tokenizer.encode_batch([d.text for d in kept])
     pieces = [np.asarray([eos] + enc.ids, dtype=dtype) for enc in encodings]
+    tokens = np.concatenate(pieces) if pieces else np.zeros(0, dtype)
+    digests = b"".join(normalized_hash(d.text) for d in kept)
     languages = sorted({d.language for d in kept})
     with open(part.with_suffix(".tmp"), "wb") as out:
         np.savez(
             out,
-            tokens=np.concatenate(pieces) if pieces else np.zeros(0, dtype),
+            tokens=tokens,
             lengths=np.asarray([len(p) for p in pieces], dtype=np.int64),
             languages=np.asarray([languages.index(d.language) for d in kept], dtype=np.int64),
+            digests=np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2),
+            unigram=np.bincount(tokens, minlength=tokenizer.get_vocab_size()),
         )
     os.replace(part.with_suffix(".tmp"), part.with_suffix(".npz"))
-    stats = {"languages": languages, "counts": dict(counts), "skips": skips.to_json()}
+    stats = {
+        "languages": languages,
+        "read_languages": dict(read),
+        "counts": dict(counts),
+        "skips": skips.to_json(),
+    }
     part.with_suffix(".json.tmp").write_text(json.dumps(stats))
     os.replace(part.with_suffix(".json.tmp"), part.with_suffix(".json"))
 
@@ -297,16 +387,26 @@ def prepare(
         )
     if out.exists():
         raise PoolError(f"{out} exists and is not a pool; choose another --out")
+    if workers is not None and workers < 1:
+        raise PoolError(f"workers={workers}: give at least 1 (default: all cores)")
+    workers = workers or os.cpu_count() or 1
     work = out.with_name(out.name + ".partial")
     (work / "parts").mkdir(parents=True, exist_ok=True)
     check_same_spec(spec, work)
+    unknown = [name for name in spec.lang_weights if not known_language(name)]
+    if unknown:
+        warnings.warn(
+            f"--lang-weights {', '.join(unknown)}: not a language name this code knows; each must "
+            "match a language in the data (any case), or prepare fails once it has read it all",
+            stacklevel=2,
+        )
 
     shards = {
         source: shards_for(specs, source) if specs else []
         for source, specs in (("code", spec.code), ("nl", spec.nl))
     }
     skips = SkipLog()
-    val_docs = collect_validation(spec, skips)
+    val_docs = collect_validation(spec, shards, skips, workers, progress)
     if not val_docs:
         raise PoolError("the validation set is empty: give --val, or a larger --val-fraction")
     tokenizer = make_tokenizer(spec, shards, work)
@@ -321,30 +421,26 @@ def prepare(
         if not (work / "parts" / f"{source}-{i:06d}.json").exists()
     ]
     total = len(shards["code"]) + len(shards["nl"])
-    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
     init_args = (spec, tokenizer.to_str(), decontaminator)
     with tqdm(
         total=total, initial=total - len(jobs), desc="tokenizing shards", disable=not progress
     ) as bar:
-        if workers == 1:
-            _init_worker(*init_args)
-            for job in jobs:
-                encode_part(*job)
-                bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, context, _init_worker, init_args) as pool:
-                for future in [pool.submit(encode_part, *job) for job in jobs]:
-                    future.result()
-                    bar.update()
+        for _ in in_processes(encode_part, jobs, workers, _init_worker, init_args):
+            bar.update()
     return finalize(spec, shards, tokenizer, work, out, skips)
 
 
 def check_same_spec(spec: PrepareSpec, work: Path) -> None:
     recorded = work / "spec.json"
-    wanted = spec.to_json()
+    wanted = {"prepare_version": PREPARE_VERSION, **spec.to_json()}
     if recorded.exists():
-        if json.loads(recorded.read_text()) != wanted:
+        found = json.loads(recorded.read_text())
+        if found.get("prepare_version") != PREPARE_VERSION:
+            raise PoolError(
+                f"{work} holds an interrupted prepare started by an older version of this code; "
+                f"delete {work} to start over"
+            )
+        if found != wanted:
             raise PoolError(
                 f"{work} holds an interrupted prepare with other arguments; run it again with the "
                 f"arguments in {recorded}, or delete {work} to start over"
@@ -361,33 +457,40 @@ def finalize(
     out: Path,
     skips: SkipLog,
 ) -> TokenPool:
-    """Shuffle each source once at document level, write the streams, meta.json, and publish."""
+    """Drop repeated training documents, shuffle each source once at document level, write the
+    streams, the code unigram counts, meta.json, and publish."""
     val = np.load(work / "val.npz")
     languages = set(val["languages"].tolist())
     parts = {s: [work / "parts" / f"{s}-{i:06d}" for i in range(len(shards[s]))] for s in shards}
     stats = {s: [json.loads(p.with_suffix(".json").read_text()) for p in parts[s]] for s in parts}
+    read: Counter = Counter()
     for source_stats in stats.values():
         for part_stats in source_stats:
             languages.update(part_stats["languages"])
+            read.update(part_stats["read_languages"])
             skips.merge(SkipLog.from_json(part_stats["skips"]))
+    check_language_weights(spec, read, work)
     languages = sorted(languages)
     lang_id = {name: i for i, name in enumerate(languages)}
     dtype = token_dtype(tokenizer.get_vocab_size())
 
-    train_meta, removed = {}, Counter()
+    train_meta, removed, repeats = {}, Counter(), {}
     for seed_offset, source in enumerate(("code", "nl")):
         for part_stats in stats[source]:
             removed.update(part_stats["counts"])
-        train_meta[source] = write_shuffled_stream(
+        train_meta[source], unigram, repeats[source] = write_shuffled_stream(
             source,
             parts[source],
             stats[source],
             lang_id,
             languages,
             dtype,
+            tokenizer.get_vocab_size(),
             work,
             np.random.default_rng([spec.seed, seed_offset]),
         )
+        if source == "code":
+            np.save(work / "unigram_code.npy", unigram)
 
     val_lengths = val["lengths"]
     np.asarray(val["tokens"], dtype=dtype).tofile(work / "val.bin")
@@ -404,12 +507,15 @@ def finalize(
         "vocab_size": tokenizer.get_vocab_size(),
         "eos_id": tokenizer.token_to_id(EOS),
         "tokenizer_hash": tokenizer_hash(tokenizer),
+        "prepare_version": PREPARE_VERSION,
         "languages": languages,
         "train": train_meta,
         "val": validation_meta(val, languages, val_lang),
+        "unigram_counts": "unigram_code.npy",
         "removed": {
             "exact_duplicates_of_validation": removed["exact_duplicates_of_validation"],
             "near_duplicates_of_validation": removed["near_duplicates_of_validation"],
+            "train_exact_duplicates": repeats,
             "dropped_by_language_weight": removed["dropped_by_language_weight"],
             "held_out_for_validation": removed["held_out_for_validation"],
             "near_dup_threshold": spec.near_dup_threshold,
@@ -429,6 +535,32 @@ def finalize(
     return TokenPool(out)
 
 
+def check_language_weights(spec: PrepareSpec, read: Counter, work: Path) -> None:
+    """Refuse to publish a pool whose --lang-weights name a language no document has: such a
+    weight did nothing (a misspelling, or a language the data does not hold)."""
+    found = {name.lower() for name in read}
+    unmatched = [k for k in spec.lang_weights if canonical_language(k).lower() not in found]
+    if unmatched:
+        listing = ", ".join(f"{name} {n}" for name, n in read.most_common())
+        raise PoolError(
+            f"--lang-weights {', '.join(unmatched)}: no training document has that language "
+            f"(documents read per language: {listing}); correct or drop the name and prepare "
+            f"again from the start (delete {work})"
+        )
+
+
+def gathered(
+    tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray, docs: np.ndarray
+) -> Iterator[np.ndarray]:
+    """The tokens of documents `docs`, in that order, in blocks of about GATHER_BLOCK tokens."""
+    for block in np.array_split(docs, max(1, int(lengths[docs].sum() // GATHER_BLOCK))):
+        index = np.repeat(
+            starts[block] - np.cumsum(np.concatenate([[0], lengths[block][:-1]])),
+            lengths[block],
+        )
+        yield tokens[index + np.arange(len(index))]
+
+
 def write_shuffled_stream(
     source: str,
     parts: list[Path],
@@ -436,17 +568,23 @@ def write_shuffled_stream(
     lang_id: dict[str, int],
     languages: list[str],
     dtype: np.dtype,
+    vocab_size: int,
     work: Path,
     rng: np.random.Generator,
-) -> dict:
-    """Concatenate the parts, then write their documents in one seeded random order."""
-    lengths, doc_langs = [], []
+) -> tuple[dict, np.ndarray, int]:
+    """Concatenate the parts, drop documents whose normalised text an earlier one (in part
+    order, so whatever the number of workers) already has, and write the rest in one seeded
+    random order. Returns the stream's counts, its unigram counts and the repeats dropped."""
+    lengths, doc_langs, digests = [], [], []
+    unigram = np.zeros(vocab_size, dtype=np.int64)
     unshuffled = work / f"{source}.unshuffled"
     with open(unshuffled, "wb") as raw:
         for part, part_stats in zip(parts, stats, strict=True):
             with np.load(part.with_suffix(".npz")) as arrays:
                 arrays["tokens"].astype(dtype).tofile(raw)
                 lengths.append(arrays["lengths"])
+                digests.append(arrays["digests"])
+                unigram += arrays["unigram"]
                 names = part_stats["languages"]
                 doc_langs.append(
                     np.asarray([lang_id[names[i]] for i in arrays["languages"]], dtype=np.uint16)
@@ -455,21 +593,23 @@ def write_shuffled_stream(
     doc_langs = np.concatenate(doc_langs) if doc_langs else np.zeros(0, np.uint16)
     if not len(lengths):
         unshuffled.unlink()
-        return {"documents": 0, "tokens": 0, "by_language": {}}
+        return {"documents": 0, "tokens": 0, "by_language": {}}, unigram, 0
+    keep = first_occurrences(np.concatenate(digests))
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    order = rng.permutation(len(lengths))
     tokens = np.memmap(unshuffled, dtype=dtype, mode="r")
+    for block in gathered(tokens, starts, lengths, np.flatnonzero(~keep)):
+        unigram -= np.bincount(block, minlength=vocab_size)
+    # Drawn over every document, then filtered: a repeat's removal does not reorder the others.
+    order = rng.permutation(len(lengths))
+    order = order[keep[order]]
     with open(work / f"{source}.bin", "wb") as stream:
-        for block in np.array_split(order, max(1, int(starts[-1] // GATHER_BLOCK))):
-            index = np.repeat(
-                starts[block] - np.cumsum(np.concatenate([[0], lengths[block][:-1]])),
-                lengths[block],
-            )
-            stream.write(tokens[index + np.arange(len(index))].tobytes())
+        for block in gathered(tokens, starts, lengths, order):
+            stream.write(block.tobytes())
     del tokens
     unshuffled.unlink()
-    np.save(work / f"{source}_docs.npy", np.concatenate([[0], np.cumsum(lengths[order])]))
-    np.save(work / f"{source}_lang.npy", doc_langs[order])
+    lengths, doc_langs = lengths[order], doc_langs[order]
+    np.save(work / f"{source}_docs.npy", np.concatenate([[0], np.cumsum(lengths)]))
+    np.save(work / f"{source}_lang.npy", doc_langs)
     by_language = defaultdict(lambda: {"documents": 0, "tokens": 0})
     per_lang_tokens = np.bincount(doc_langs, weights=lengths, minlength=len(languages))
     per_lang_docs = np.bincount(doc_langs, minlength=len(languages))
@@ -479,11 +619,12 @@ def write_shuffled_stream(
                 "documents": int(per_lang_docs[i]),
                 "tokens": int(per_lang_tokens[i]),
             }
-    return {
+    meta = {
         "documents": int(len(lengths)),
-        "tokens": int(starts[-1]),
+        "tokens": int(lengths.sum()),
         "by_language": dict(by_language),
     }
+    return meta, unigram, int((~keep).sum())
 
 
 def validation_meta(val, languages: list[str], val_lang: np.ndarray) -> dict:

@@ -235,6 +235,11 @@ def canonical_language(name: str) -> str:
     return _BY_ALIAS.get(_language_key(name), name.strip())
 
 
+def known_language(name: str) -> bool:
+    """Whether `name` is a language name or alias of the table above (any case)."""
+    return _language_key(name) in _BY_ALIAS
+
+
 def language_of_path(path: str) -> str | None:
     """Language from a file's name or extension, None when neither is known."""
     name = os.path.basename(path).lower()
@@ -665,9 +670,10 @@ def stdlib_prose_documents(
         warnings.warn(log.summary(), stacklevel=2)
 
 
-def is_validation(path: str, val_fraction: float) -> bool:
-    """Stable split: the first 8 bytes of sha256(path) as a fraction of 2^64."""
-    digest = int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big")
+def is_validation(name: str, val_fraction: float) -> bool:
+    """Stable split of a document by its name: the first 8 bytes of sha256(name) as a fraction
+    of 2^64."""
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
     return digest < val_fraction * 2**64
 
 

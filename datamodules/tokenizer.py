@@ -15,12 +15,15 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 EOS = "<|endoftext|>"
+MIN_VOCAB = 258  # the 256 bytes, the separator and at least one merge
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     """Train a byte-level BPE with `vocab_size` entries (256 bytes + merges + the separator)."""
-    if vocab_size < 257 + 1:
-        raise ValueError(f"vocab_size={vocab_size} is too small: byte-level BPE needs at least 258")
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: byte-level BPE needs at least {MIN_VOCAB}"
+        )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tokenizer.decoder = decoders.ByteLevel()

@@ -58,6 +58,11 @@ def test_embedded_pool_holds_out_whole_modules(tmp_path, monkeypatch):
         prose = f"Module {i} explains how the value of x is scaled and returned to callers. " * 4
         doc = f'"""{prose}"""\n'
         (root / "pkg" / f"mod{i}.py").write_text(doc + f"def f{i}(x):\n    return x * {i}\n" * 20)
+    copies = ["twin/b.py", "twin/c.py"]  # one text twice, neither held out: one is trained on
+    assert not any(is_validation(name, 0.2) for name in copies)
+    (root / "twin").mkdir()
+    for name in copies:
+        (root / name).write_text("VALUE = 'the same small module'\n")
     (root / "latin.py").write_bytes("# caf\xe9\n".encode("latin-1"))
     (root / "site-packages").mkdir()
     (root / "site-packages" / "third_party.py").write_text("x = 1\n")
@@ -66,7 +71,9 @@ def test_embedded_pool_holds_out_whole_modules(tmp_path, monkeypatch):
     pool = ensure_embedded_pool(tmp_path / "cache", 300, 0.2, seed=0)
     held_out = [i for i in range(40) if is_validation(f"pkg/mod{i}.py", 0.2)]
     assert pool.meta["val"]["documents"] == len(held_out) > 0
-    assert pool.meta["train"]["code"]["documents"] == 40 - len(held_out)
+    assert pool.meta["train"]["code"]["documents"] == 40 - len(held_out) + 1
+    assert pool.meta["removed"]["train_exact_duplicates"] == {"code": 1, "nl": 0}
+    assert (pool.path / pool.meta["unigram_counts"]).exists()
     assert "latin.py" in json.dumps(pool.meta["skipped"])
     nl = pool.tokenizer.decode(pool.stream("nl").tolist())
     assert "Module 3 explains" in nl or 3 in held_out

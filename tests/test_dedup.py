@@ -1,4 +1,5 @@
-"""Decontamination: exact (whitespace-normalised) and near (MinHash LSH) duplicates."""
+"""Decontamination: exact (whitespace-normalised) and near (MinHash LSH) duplicates; exact
+repeats within a training set."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from datamodules.dedup import (
     Decontaminator,
     NearDuplicateIndex,
     estimated_jaccard,
+    first_occurrences,
     lsh_bands,
     minhash,
     normalized_hash,
@@ -150,3 +152,10 @@ def test_band_choice():
     assert lsh_bands(0.9) == 10
     with pytest.raises(ValueError, match="threshold"):
         NearDuplicateIndex(np.zeros((1, 128), np.uint32), threshold=0.0)
+
+
+def test_first_occurrences_keep_the_earliest_of_each_text():
+    texts = ["a b", "c", "a  b", "d", "c", "a\nb", "e"]
+    digests = np.frombuffer(b"".join(normalized_hash(t) for t in texts), np.uint64).reshape(-1, 2)
+    assert first_occurrences(digests).tolist() == [True, True, False, True, False, False, True]
+    assert first_occurrences(digests[:0]).tolist() == []

@@ -3,6 +3,7 @@ mixtures through the CLI, resumable prepare, bad shards, and rank slicing."""
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import synthetic_code, synthetic_prose
 
+from datamodules import pool as pool_module
 from datamodules import prepare as prepare_module
 from datamodules.datamodule import GlobalStepSampler, TrainSequences, mixed_stream
-from datamodules.pool import PoolError
+from datamodules.pool import PoolError, TokenPool, unigram_bits_per_char
 from datamodules.prepare import PrepareSpec, prepare
 from datamodules.sources import SourceError
 
@@ -112,6 +114,32 @@ def test_validation_accounting_is_exact(mixed_pool):
     assert pool.val_languages == ["Python"]
 
 
+def test_unigram_counts_are_written_with_the_pool(mixed_pool, tmp_path, monkeypatch):
+    """The counts prepare stores equal a count of the stream, the BPC is the one a count of the
+    whole stream gives, and a pool made before the file existed is counted in bounded chunks."""
+    pool, _, _ = mixed_pool
+    direct = np.bincount(np.asarray(pool.stream("code"), np.int64), minlength=pool.vocab_size)
+    assert np.array_equal(np.load(pool.path / pool.meta["unigram_counts"]), direct)
+    log_p = np.log((direct + 1) / (direct + 1).sum())
+    scored = pool.val_tokens[pool.val_tokens != pool.eos_id]
+    expected = -log_p[scored].sum() / np.log(2) / pool.val_chars.sum(dtype=np.int64)
+    assert unigram_bits_per_char(pool) == expected
+
+    older = tmp_path / "older"
+    shutil.copytree(pool.path, older)
+    (older / "unigram_code.npy").unlink()
+    meta = json.loads((older / "meta.json").read_text())
+    del meta["unigram_counts"]
+    (older / "meta.json").write_text(json.dumps(meta))
+    counted, bincount = [], np.bincount
+    monkeypatch.setattr(pool_module, "COUNT_CHUNK", 1000)
+    monkeypatch.setattr(
+        np, "bincount", lambda x, **k: (counted.append(len(x)), bincount(x, **k))[1]
+    )
+    assert unigram_bits_per_char(TokenPool(older)) == expected
+    assert max(counted) == 1000 and sum(counted) == len(pool.stream("code"))
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "datamodules", *args], capture_output=True, text=True, timeout=300
@@ -154,6 +182,7 @@ def test_info_cli_and_budget_error(mixed_pool, tmp_path):
     pool, _, _ = mixed_pool
     info = json.loads(cli("info", "--pool", str(pool.path)).stdout)
     assert info["removed"]["near_duplicates_of_validation"] == 3
+    assert info["removed"]["train_exact_duplicates"] == {"code": 0, "nl": 0}
     assert info["val"]["tokens"] == pool.meta["val"]["tokens"]
     assert set(info["train"]) == {"code", "nl"}
     too_big = cli(
@@ -168,6 +197,19 @@ def test_info_cli_and_budget_error(mixed_pool, tmp_path):
         str(tmp_path / "x.npz"),
     )
     assert too_big.returncode == 2 and "CODE tokens but the pool has" in too_big.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [("--code-fraction", "1.5", "between 0 and 1"), ("--seq-len", "0", "at least 1 token")],
+)
+def test_stream_cli_bad_numbers_are_one_line_errors(mixed_pool, tmp_path, option, value, says):
+    pool, _, _ = mixed_pool
+    args = {"--pool": str(pool.path), "--tokens": "64", "--seq-len": "32", option: value}
+    done = cli("stream", *[x for pair in args.items() for x in pair], "--out", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"error: {option} {value}") and says in done.stderr
 
 
 def test_resumed_prepare_is_identical(mixed_pool, tmp_path, monkeypatch):
