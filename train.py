@@ -119,7 +119,13 @@ def train(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run.dir) / (cfg.run.name or default_run_name(cfg, plan))
     result_path = run_dir / "result.json"
     if result_path.exists():
-        previous = json.loads(result_path.read_text())
+        try:
+            previous = json.loads(result_path.read_text())
+        except json.JSONDecodeError as err:
+            raise RunFailed(
+                f"{result_path} is not valid JSON ({err}); it is kept as it is: move it away "
+                "to train the run again (its checkpoints resume it)"
+            ) from None
         if previous.get("status") == "completed":
             print(
                 f"{run_dir} is already completed; delete it or pick another run.name to train again"

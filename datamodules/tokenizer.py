@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from datamodules.sources import SourceError
+
 EOS = "<|endoftext|>"
 MIN_VOCAB = 258  # the 256 bytes, the separator and at least one merge
 
@@ -46,7 +48,15 @@ def prepare(tokenizer: Tokenizer) -> Tokenizer:
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    return prepare(Tokenizer.from_file(str(path)))
+    """A user's tokenizer.json; a missing or unreadable file, or one without the document
+    separator, is a SourceError naming the file."""
+    try:
+        return prepare(Tokenizer.from_file(str(path)))
+    except Exception as err:  # tokenizers raises bare Exceptions for unreadable files
+        raise SourceError(
+            f"{path}: cannot use it as the tokenizer ({err}); give a tokenizers-library "
+            f"tokenizer.json that has the {EOS!r} token, or drop --tokenizer to train one"
+        ) from err
 
 
 def tokenizer_hash(tokenizer: Tokenizer) -> str:

@@ -169,3 +169,16 @@ def test_an_older_partial_build_is_not_resumed(with_repeats, tmp_path):
     (partial / "spec.json").write_text(json.dumps(repeats_spec(with_repeats["root"]).to_json()))
     with pytest.raises(PoolError, match="older version"):
         prepare(repeats_spec(with_repeats["root"]), tmp_path / "pool", workers=1, progress=False)
+
+
+@pytest.mark.parametrize("content", [None, "{}"])
+def test_an_unusable_tokenizer_file_is_named(tmp_path, content):
+    """A missing or malformed --tokenizer file is an error naming it, not a traceback."""
+    from datamodules.sources import SourceError
+    from datamodules.tokenizer import load_tokenizer
+
+    path = tmp_path / "tokenizer.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SourceError, match=f"{path}: cannot use it as the tokenizer"):
+        load_tokenizer(path)

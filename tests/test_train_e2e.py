@@ -86,3 +86,12 @@ def test_per_language_bpc_is_reported(small_pool, tmp_path):
     pooled = sum(by_language[k] * chars[k] for k in chars) / sum(chars.values())
     assert saved["val_bpc"] == pytest.approx(pooled, rel=1e-9)
     assert by_language["Python"] != pytest.approx(by_language["Java"], rel=1e-3)
+
+
+def test_a_corrupt_result_is_named_and_kept(small_pool, tmp_path):
+    result = tmp_path / "tiny" / "result.json"
+    result.parent.mkdir()
+    result.write_text('{"status": "compl')
+    with pytest.raises(train.RunFailed, match="result.json is not valid JSON"):
+        train.train(tiny_run(small_pool, tmp_path))
+    assert result.read_text() == '{"status": "compl'
