@@ -129,7 +129,7 @@ def read_fit(path: str, language: str | None = None) -> tuple[Law, dict[str, Any
 def human(value: float) -> str:
     """2.27B, 341B, 120M: the way sizes are written in the paper."""
     for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= scale:
+        if abs(float(f"{value:.3g}")) >= scale:  # 999,936 is 1M, not 1e+03K
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.4g}"
 

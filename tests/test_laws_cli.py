@@ -175,3 +175,16 @@ def test_commands_are_discovered_from_modules():
     assert {"fit", "predict", "optimal", "compare"} <= names
     for module in command_modules():
         assert callable(module.add_arguments) and callable(module.run) and module.HELP
+
+
+def test_sizes_are_written_the_way_the_paper_writes_them():
+    from laws.cli import human
+
+    assert [human(v) for v in (2.27e9, 341e9, 120e6, 1500, 12)] == [
+        "2.27B",
+        "341B",
+        "120M",
+        "1.5K",
+        "12",
+    ]
+    assert human(999_936) == "1M"  # a whole-batch budget just under 1M, not "1e+03K"
