@@ -27,6 +27,13 @@ TINY = [
 ]
 
 
+# "Bit-identical on CPU with deterministic settings": one math thread per process. With two,
+# MKL/OpenMP may split a reduction differently from run to run (dynamic threading, a signal
+# landing mid-kernel), which was measured to change the final BPC in the 4th digit in 2 of 6
+# SIGTERM resumes; with one thread, 6 of 6 matched bit for bit.
+DETERMINISTIC = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def train_cmd(pool, run_dir, name, *extra):
     return [
         sys.executable,
@@ -40,7 +47,9 @@ def train_cmd(pool, run_dir, name, *extra):
 
 
 def run_to_end(cmd):
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=DETERMINISTIC, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
@@ -51,7 +60,9 @@ def result(run_dir, name):
 
 def start_and_signal(cmd, checkpoint: Path, sig: int) -> subprocess.Popen:
     """Start a run, wait for its first periodic checkpoint, then send `sig`."""
-    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, env=DETERMINISTIC, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 300
     while not checkpoint.exists():
         assert process.poll() is None, process.stdout.read().decode()[-3000:]
