@@ -114,6 +114,19 @@ def cutoff(text: str) -> Cutoff:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def add_references(parser: argparse.ArgumentParser) -> None:
+    """--reference N D LOSS (repeatable): known models placed on the optimal-loss panel."""
+    parser.add_argument(
+        "--reference",
+        type=quantity,
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("N", "D", "LOSS"),
+        help="a model placed on the optimal-loss panel at C = 6ND; repeatable",
+    )
+
+
 def read_fit(path: str, language: str | None = None) -> tuple[Law, dict[str, Any] | None]:
     """The law in a fit (or hand-written law) file, and the data domain if the file has one."""
     data = read_json(path)

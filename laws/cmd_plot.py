@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from laws import figures
-from laws.cli import Output, cutoff, quantity
+from laws.cli import Output, add_references, cutoff, quantity
 from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs
 from laws.errors import LawsError
 from laws.figures import KINDS, LabelledLaw, Palette, Plot, Reference
@@ -27,15 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit", nargs="+", default=[], metavar="F", help="fit or law files")
     parser.add_argument("--label", nargs="+", default=[], help="one per --fit (default: stems)")
     parser.add_argument("--out", required=True, help="directory for KIND.png and KIND.pdf")
-    parser.add_argument(
-        "--reference",
-        type=quantity,
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("N", "D", "LOSS"),
-        help="optimal: a model placed at C = 6ND on the loss panel; repeatable",
-    )
+    add_references(parser)
     parser.add_argument(
         "--holdout",
         type=cutoff,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from laws.cli import Output, cutoff, format_table, quantity
+from laws.cli import Output, add_references, cutoff, format_table, quantity
 from laws.data import DEFAULT_FLOPS_PER_TOKEN
 from laws.figures import Reference
 from laws.fit_chinchilla import GRIDS
@@ -38,15 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="C",
         help="budgets of the allocation table (default: the largest run's decade and two above)",
     )
-    parser.add_argument(
-        "--reference",
-        type=quantity,
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("N", "D", "LOSS"),
-        help="a model placed on the optimal-loss panel at C = 6ND; repeatable",
-    )
+    add_references(parser)
     parser.add_argument(
         "--grid", choices=sorted(GRIDS), default="hoffmann", help="Chinchilla starting grid"
     )
