@@ -15,7 +15,8 @@ finishes the study. The exit status is 1 while failed runs remain (local: or int
          interrupted, a crash without a result failed for this pass (the next pass retries it)
   slurm  writes <run>/job.sbatch (whole nodes, one task per device, `srun python train.py ...`,
          Lightning's SLURM environment with auto-requeue on SIGUSR1, log: <run>/train.log) and
-         prints the sbatch commands, or submits them with --submit
+         prints the sbatch commands, or submits them with --submit (the job id goes to
+         <run>/slurm_job; a later pass skips runs whose job squeue still lists)
   print  prints the train.py command lines, for torchrun or any other scheduler
 Skipped and failed runs are listed on stdout by `local`, on stderr by `slurm` and `print`.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -143,8 +145,14 @@ def launch_elsewhere(
     for run in runs:
         state = run.state()
         outcome[state["status"]].append((run, state.get("error")))
+        job = queued_job(run) if launcher == "slurm" else None
         if state["status"] in ("completed", "failed"):
             print(skip_text(run, state), file=sys.stderr)
+        elif job is not None:
+            print(
+                f"{run.name}: queued or running as SLURM job {job}, not submitted again",
+                file=sys.stderr,
+            )
         elif launcher == "print":
             print(shlex.join(run.command()))
         else:
@@ -152,10 +160,34 @@ def launch_elsewhere(
             script = run.directory / "job.sbatch"
             script.write_text(sbatch_script(run, cpus, time))
             if submit:
-                subprocess.run(["sbatch", str(script)], check=True)
+                submitted = subprocess.run(
+                    ["sbatch", "--parsable", str(script)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                job = submitted.stdout.strip().split(";")[0]  # "id" or "id;cluster"
+                (run.directory / JOB_FILE).write_text(job + "\n")
+                print(f"{run.name}: submitted as SLURM job {job}")
             else:
                 print(f"sbatch {script}")
     return outcome
+
+
+JOB_FILE = "slurm_job"  # the id of the run's last submitted job, in its folder
+
+
+def queued_job(run: SweepRun) -> str | None:
+    """The run's SLURM job id if squeue still lists it (pending, running or requeued), so a
+    second `--launcher slurm` pass does not put two jobs on one run folder."""
+    file = run.directory / JOB_FILE
+    if not file.exists() or shutil.which("squeue") is None:
+        return None
+    job = file.read_text().strip()
+    listed = subprocess.run(
+        ["squeue", "--noheader", "--format=%i", "--jobs", job], capture_output=True, text=True
+    )
+    return job if job in listed.stdout.split() else None
 
 
 SBATCH = """#!/bin/bash

@@ -4,6 +4,7 @@ relaunches interrupted ones and reports failed ones with their log, collect list
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -231,3 +232,29 @@ def test_collect_lists_a_corrupt_result_as_failed(tmp_path, capsys):
 )
 def test_status_after_a_local_run(returncode, status, expected):
     assert sweep.status_after(returncode, {"status": status})[0] == expected
+
+
+def test_slurm_does_not_submit_a_run_twice_while_its_job_is_queued(tmp_path, capsys, monkeypatch):
+    """--submit records each job id; a second pass skips the runs squeue still lists and
+    submits again the ones whose job is gone without a result (fake sbatch and squeue)."""
+    bin_dir, queue, calls = tmp_path / "bin", tmp_path / "queue", tmp_path / "sbatch_calls"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho 4242\n')
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\ncat {queue}\n")
+    for tool in ("sbatch", "squeue"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    runs = [{"name": "one", "n": "60K", "tokens": "60K", "code_fraction": 1.0}]
+    file = write_sweep(tmp_path / "s.yaml", runs, ["data.vocab_size=384", "data.seq_len=64"])
+    argv = [str(file), "--launcher", "slurm", "--submit", f"run.dir={tmp_path / 'runs'}"]
+
+    assert sweep.main(argv) == 0
+    assert "one: submitted as SLURM job 4242" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "mini" / "one" / "slurm_job").read_text().strip() == "4242"
+    queue.write_text("4242\n")  # still pending
+    assert sweep.main(argv) == 0
+    assert "queued or running as SLURM job 4242, not submitted again" in capsys.readouterr().err
+    assert len(calls.read_text().splitlines()) == 1
+    queue.write_text("")  # the job ended without a result: submit the run again
+    assert sweep.main(argv) == 0
+    assert len(calls.read_text().splitlines()) == 2
