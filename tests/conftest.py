@@ -3,6 +3,7 @@ never touch the network and do not depend on this machine's standard library."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from datamodules.pool import TokenPool
 from datamodules.prepare import PrepareSpec, prepare
+from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER
 
 NAMES = ["alpha", "beta", "gamma", "delta", "total", "count", "items", "value", "result", "node"]
 WORDS = "the a model reads data from which each value returns when list of code and text".split()
@@ -63,3 +65,12 @@ def small_pool(tmp_path_factory) -> TokenPool:
         vocab_size=384,
     )
     return prepare(spec, base / "pool", workers=1, progress=False)
+
+
+@pytest.fixture
+def paper_fits(tmp_path):
+    """The paper's Eq. 1 (Chinchilla) and Eq. 2 (Farseer) typed in as law files."""
+    eq1, eq2 = tmp_path / "eq1.json", tmp_path / "eq2.json"
+    eq1.write_text(json.dumps(EQ1_CHINCHILLA.to_json()))
+    eq2.write_text(json.dumps(EQ2_FARSEER.to_json()))
+    return eq1, eq2

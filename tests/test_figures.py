@@ -34,14 +34,6 @@ def irregular_runs(law=EQ1_CHINCHILLA, noise=0.003, seed=0) -> Runs:
     return Runs.from_arrays(n, d, loss)
 
 
-@pytest.fixture
-def paper_fits(tmp_path):
-    eq1, eq2 = tmp_path / "eq1.json", tmp_path / "eq2.json"
-    eq1.write_text(json.dumps(EQ1_CHINCHILLA.to_json()))
-    eq2.write_text(json.dumps(EQ2_FARSEER.to_json()))
-    return eq1, eq2
-
-
 def run_main(capsys, command: str):
     code = main(shlex.split(command))
     out = capsys.readouterr()

@@ -43,14 +43,6 @@ def run_main(capsys, command: str):
     return code, out.out, out.err
 
 
-@pytest.fixture
-def paper_fits(tmp_path):
-    eq1, eq2 = tmp_path / "eq1.json", tmp_path / "eq2.json"
-    eq1.write_text(json.dumps(EQ1_CHINCHILLA.to_json()))
-    eq2.write_text(json.dumps(EQ2_FARSEER.to_json()))
-    return eq1, eq2
-
-
 def test_round_trip_through_the_command_line(tmp_path):
     table = write_csv(tmp_path / "runs.csv")
     fit_file = tmp_path / "out" / "fit.json"
