@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 import numpy as np
 
@@ -140,7 +141,19 @@ def run_stream(args: argparse.Namespace) -> None:
     )
 
 
+_FORMAT_WARNING = warnings.formatwarning
+
+
+def format_warning(message, category, filename, lineno, line=None) -> str:
+    """This code's warnings (about the user's data and flags) as one `warning: ...` line next to
+    the errors; others, such as a library's deprecations, keep their source location."""
+    if category is UserWarning:
+        return f"warning: {message}\n"
+    return _FORMAT_WARNING(message, category, filename, lineno, line)
+
+
 def main(argv: list[str]) -> int:
+    warnings.formatwarning = format_warning
     args = parser().parse_args(argv)
     try:
         if args.command == "prepare":

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
+import math
 import os
 import shutil
 import sys
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,21 +26,21 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from datamodules.dedup import Decontaminator, first_occurrences, normalized_hash
+from datamodules.dedup import Decontaminator, normalized_hash
+from datamodules.languages import canonical_language, known_language
 from datamodules.pool import POOL_FORMAT, PoolError, TokenPool, token_dtype
 from datamodules.sources import (
     Columns,
     Document,
     Shard,
     SkipLog,
-    canonical_language,
     is_validation,
-    known_language,
     list_shards_many,
     read_shard,
     stdlib_prose_documents,
     stdlib_root,
 )
+from datamodules.streams import validation_meta, write_shuffled_stream
 from datamodules.tokenizer import (
     EOS,
     MIN_VOCAB,
@@ -50,14 +49,19 @@ from datamodules.tokenizer import (
     token_byte_lengths,
     tokenizer_hash,
     train_bpe,
+    vocab_size,
 )
+from datamodules.workers import in_processes
 
 STDLIB = "stdlib"  # the embedded default: this Python installation's sources and prose
 # Bump when the same spec makes a different pool: it names the embedded default's cache and
 # keeps a prepare from resuming a build an older version started.
-PREPARE_VERSION = 2
+PREPARE_VERSION = 3
 STDLIB_SHARD_FILES = 500
-GATHER_BLOCK = 1 << 24  # tokens per block when writing the shuffled stream
+# Fewer validation documents get a warning: n documents fix BPC to about DOCUMENT_SPREAD /
+# sqrt(n) of itself, 5% at 25 (docs/data.md says why).
+MIN_VAL_DOCUMENTS = 25
+DOCUMENT_SPREAD = 0.25  # relative spread of bits per character from file to file
 
 
 @dataclass(frozen=True)
@@ -189,29 +193,6 @@ def held_out(doc: Document, spec: PrepareSpec, source: str) -> bool:
     return is_validation(split_key(doc, source), spec.val_fraction)
 
 
-def in_processes(
-    function: Callable, jobs: list[tuple], workers: int, initializer=None, initargs=()
-) -> Iterator:
-    """function(*job) for each job, in job order, in up to `workers` spawned processes (in this
-    one when a single worker is enough). A failing job cancels the ones not started, so its error
-    (a bad shard) is reported at once, not after every other shard."""
-    workers = min(workers, len(jobs))
-    if workers <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        yield from (function(*job) for job in jobs)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer, initargs) as pool:
-        futures = [pool.submit(function, *job) for job in jobs]
-        try:
-            for future in futures:
-                yield future.result()
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-
-
 # ---- steps -----------------------------------------------------------------------------------
 
 
@@ -281,11 +262,36 @@ def make_tokenizer(spec: PrepareSpec, shards: dict[str, list[Shard]], work: Path
     if spec.tokenizer:
         tokenizer = load_tokenizer(spec.tokenizer)
     else:
-        print(f"training a byte-level BPE with {spec.vocab_size} entries on a sample of the pool")
+        print(f"training a byte-level BPE of up to {spec.vocab_size} entries on a sample")
         tokenizer = train_bpe(tokenizer_sample(spec, shards), spec.vocab_size)
+        print(f"trained the BPE: {vocab_size(tokenizer)} entries")
     tokenizer.save(str(path.with_suffix(".tmp")))
     os.replace(path.with_suffix(".tmp"), path)
     return tokenizer
+
+
+def check_vocabulary(spec: PrepareSpec, tokenizer: Tokenizer) -> None:
+    """Warn when the BPE stopped short of --vocab-size: its sample ran out of pairs to merge.
+    The pool (its ids, meta.json) has the real size, and a run's embeddings follow it."""
+    size = vocab_size(tokenizer)
+    if spec.vocab_size is not None and size < spec.vocab_size:
+        warnings.warn(
+            f"--vocab-size {spec.vocab_size}: the tokenizer has only {size} entries, as its "
+            "sample held no more pairs to merge; the pool uses vocabulary size "
+            f"{size} (more text, or a larger --tokenizer-sample, gives more entries)",
+            stacklevel=3,
+        )
+
+
+def check_validation_size(docs: list[Document]) -> None:
+    if len(docs) < MIN_VAL_DOCUMENTS:
+        warnings.warn(
+            f"the validation set has only {len(docs)} documents: BPC measured on it has a "
+            f"sampling error of about {DOCUMENT_SPREAD / math.sqrt(len(docs)):.0%} (it shrinks "
+            "as 1/sqrt(documents), not tokens); give a --val of at least "
+            f"{MIN_VAL_DOCUMENTS} documents, or a larger --val-fraction",
+            stacklevel=3,
+        )
 
 
 def encode_validation(docs: list[Document], tokenizer: Tokenizer, work: Path) -> None:
@@ -302,7 +308,7 @@ def encode_validation(docs: list[Document], tokenizer: Tokenizer, work: Path) ->
         chars += [[0], chars_per_token(doc.text, doc_ids, byte_lengths)]
         nbytes += [[0], byte_lengths[doc_ids]]
         lengths.append(len(doc_ids) + 1)
-    dtype = token_dtype(tokenizer.get_vocab_size())
+    dtype = token_dtype(vocab_size(tokenizer))
     arrays = {
         "tokens": np.concatenate(ids or [[]]).astype(dtype),
         "chars": np.concatenate(chars or [[]]).astype(np.uint16),
@@ -346,8 +352,8 @@ def encode_part(source: str, shard: Shard, part: Path) -> None:
             counts[f"{match}_duplicates_of_validation"] += 1
         else:
             kept.append(doc)
-    eos = tokenizer.token_to_id(EOS)
-    dtype = token_dtype(tokenizer.get_vocab_size())
+    eos, size = tokenizer.token_to_id(EOS), vocab_size(tokenizer)
+    dtype = token_dtype(size)
     encodings = tokenizer.encode_batch([d.text for d in kept])
     pieces = [np.asarray([eos] + enc.ids, dtype=dtype) for enc in encodings]
     tokens = np.concatenate(pieces) if pieces else np.zeros(0, dtype)
@@ -360,7 +366,7 @@ def encode_part(source: str, shard: Shard, part: Path) -> None:
             lengths=np.asarray([len(p) for p in pieces], dtype=np.int64),
             languages=np.asarray([languages.index(d.language) for d in kept], dtype=np.int64),
             digests=np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2),
-            unigram=np.bincount(tokens, minlength=tokenizer.get_vocab_size()),
+            unigram=np.bincount(tokens, minlength=size),
         )
     os.replace(part.with_suffix(".tmp"), part.with_suffix(".npz"))
     stats = {
@@ -390,9 +396,6 @@ def prepare(
     if workers is not None and workers < 1:
         raise PoolError(f"workers={workers}: give at least 1 (default: all cores)")
     workers = workers or os.cpu_count() or 1
-    work = out.with_name(out.name + ".partial")
-    (work / "parts").mkdir(parents=True, exist_ok=True)
-    check_same_spec(spec, work)
     unknown = [name for name in spec.lang_weights if not known_language(name)]
     if unknown:
         warnings.warn(
@@ -400,16 +403,21 @@ def prepare(
             "match a language in the data (any case), or prepare fails once it has read it all",
             stacklevel=2,
         )
-
+    # Listed before anything is written: a mistyped source leaves no partial folder behind.
     shards = {
         source: shards_for(specs, source) if specs else []
         for source, specs in (("code", spec.code), ("nl", spec.nl))
     }
+    work = out.with_name(out.name + ".partial")
+    check_partial(spec, work)
     skips = SkipLog()
     val_docs = collect_validation(spec, shards, skips, workers, progress)
     if not val_docs:
         raise PoolError("the validation set is empty: give --val, or a larger --val-fraction")
+    check_validation_size(val_docs)
+    start_partial(spec, work)
     tokenizer = make_tokenizer(spec, shards, work)
+    check_vocabulary(spec, tokenizer)
     encode_validation(val_docs, tokenizer, work)
     decontaminator = Decontaminator([d.text for d in val_docs], threshold=spec.near_dup_threshold)
     del val_docs
@@ -430,23 +438,44 @@ def prepare(
     return finalize(spec, shards, tokenizer, work, out, skips)
 
 
-def check_same_spec(spec: PrepareSpec, work: Path) -> None:
+def recorded_spec(spec: PrepareSpec) -> dict:
+    return {"prepare_version": PREPARE_VERSION, **spec.to_json()}
+
+
+def check_partial(spec: PrepareSpec, work: Path) -> None:
+    """Resume `work` if it was started with these arguments. Started with others (or by an older
+    version), it is refused once it holds a finished part, and replaced while it holds none: its
+    tokenizer and validation set, if any, are the other arguments' and serve no new build."""
     recorded = work / "spec.json"
-    wanted = {"prepare_version": PREPARE_VERSION, **spec.to_json()}
-    if recorded.exists():
-        found = json.loads(recorded.read_text())
-        if found.get("prepare_version") != PREPARE_VERSION:
-            raise PoolError(
-                f"{work} holds an interrupted prepare started by an older version of this code; "
-                f"delete {work} to start over"
-            )
-        if found != wanted:
-            raise PoolError(
-                f"{work} holds an interrupted prepare with other arguments; run it again with the "
-                f"arguments in {recorded}, or delete {work} to start over"
-            )
+    if not recorded.exists():
+        return
+    found = json.loads(recorded.read_text())
+    if found == recorded_spec(spec):
+        return
+    if not any((work / "parts").glob("*.json")):
+        print(
+            f"replacing {work}: an interrupted prepare with other arguments, no part finished",
+            file=sys.stderr,
+        )
+        shutil.rmtree(work)
+    elif found.get("prepare_version") != PREPARE_VERSION:
+        raise PoolError(
+            f"{work} holds an interrupted prepare started by an older version of this code; "
+            f"delete {work} to start over"
+        )
     else:
-        recorded.write_text(json.dumps(wanted, indent=2))
+        raise PoolError(
+            f"{work} holds an interrupted prepare with other arguments; run it again with the "
+            f"arguments in {recorded}, or delete {work} to start over"
+        )
+
+
+def start_partial(spec: PrepareSpec, work: Path) -> None:
+    (work / "parts").mkdir(parents=True, exist_ok=True)
+    recorded = work / "spec.json"
+    if not recorded.exists():
+        recorded.with_suffix(".tmp").write_text(json.dumps(recorded_spec(spec), indent=2))
+        os.replace(recorded.with_suffix(".tmp"), recorded)
 
 
 def finalize(
@@ -472,7 +501,8 @@ def finalize(
     check_language_weights(spec, read, work)
     languages = sorted(languages)
     lang_id = {name: i for i, name in enumerate(languages)}
-    dtype = token_dtype(tokenizer.get_vocab_size())
+    size = vocab_size(tokenizer)
+    dtype = token_dtype(size)
 
     train_meta, removed, repeats = {}, Counter(), {}
     for seed_offset, source in enumerate(("code", "nl")):
@@ -485,7 +515,7 @@ def finalize(
             lang_id,
             languages,
             dtype,
-            tokenizer.get_vocab_size(),
+            size,
             work,
             np.random.default_rng([spec.seed, seed_offset]),
         )
@@ -504,7 +534,7 @@ def finalize(
     meta = {
         "format": POOL_FORMAT,
         "dtype": dtype.name,
-        "vocab_size": tokenizer.get_vocab_size(),
+        "vocab_size": size,
         "eos_id": tokenizer.token_to_id(EOS),
         "tokenizer_hash": tokenizer_hash(tokenizer),
         "prepare_version": PREPARE_VERSION,
@@ -531,7 +561,7 @@ def finalize(
     (work / "meta.json").write_text(json.dumps(meta, indent=2))
     os.replace(work, out)
     if skips.total():
-        print(f"skipped while reading: {skips.summary()}", file=sys.stderr)
+        print(skips.summary(), file=sys.stderr)
     return TokenPool(out)
 
 
@@ -547,107 +577,3 @@ def check_language_weights(spec: PrepareSpec, read: Counter, work: Path) -> None
             f"(documents read per language: {listing}); correct or drop the name and prepare "
             f"again from the start (delete {work})"
         )
-
-
-def gathered(
-    tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray, docs: np.ndarray
-) -> Iterator[np.ndarray]:
-    """The tokens of documents `docs`, in that order, in blocks of about GATHER_BLOCK tokens."""
-    for block in np.array_split(docs, max(1, int(lengths[docs].sum() // GATHER_BLOCK))):
-        index = np.repeat(
-            starts[block] - np.cumsum(np.concatenate([[0], lengths[block][:-1]])),
-            lengths[block],
-        )
-        yield tokens[index + np.arange(len(index))]
-
-
-def write_shuffled_stream(
-    source: str,
-    parts: list[Path],
-    stats: list[dict],
-    lang_id: dict[str, int],
-    languages: list[str],
-    dtype: np.dtype,
-    vocab_size: int,
-    work: Path,
-    rng: np.random.Generator,
-) -> tuple[dict, np.ndarray, int]:
-    """Concatenate the parts, drop documents whose normalised text an earlier one (in part
-    order, so whatever the number of workers) already has, and write the rest in one seeded
-    random order. Returns the stream's counts, its unigram counts and the repeats dropped."""
-    lengths, doc_langs, digests = [], [], []
-    unigram = np.zeros(vocab_size, dtype=np.int64)
-    unshuffled = work / f"{source}.unshuffled"
-    with open(unshuffled, "wb") as raw:
-        for part, part_stats in zip(parts, stats, strict=True):
-            with np.load(part.with_suffix(".npz")) as arrays:
-                arrays["tokens"].astype(dtype).tofile(raw)
-                lengths.append(arrays["lengths"])
-                digests.append(arrays["digests"])
-                unigram += arrays["unigram"]
-                names = part_stats["languages"]
-                doc_langs.append(
-                    np.asarray([lang_id[names[i]] for i in arrays["languages"]], dtype=np.uint16)
-                )
-    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    doc_langs = np.concatenate(doc_langs) if doc_langs else np.zeros(0, np.uint16)
-    if not len(lengths):
-        unshuffled.unlink()
-        return {"documents": 0, "tokens": 0, "by_language": {}}, unigram, 0
-    keep = first_occurrences(np.concatenate(digests))
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    tokens = np.memmap(unshuffled, dtype=dtype, mode="r")
-    for block in gathered(tokens, starts, lengths, np.flatnonzero(~keep)):
-        unigram -= np.bincount(block, minlength=vocab_size)
-    # Drawn over every document, then filtered: a repeat's removal does not reorder the others.
-    order = rng.permutation(len(lengths))
-    order = order[keep[order]]
-    with open(work / f"{source}.bin", "wb") as stream:
-        for block in gathered(tokens, starts, lengths, order):
-            stream.write(block.tobytes())
-    del tokens
-    unshuffled.unlink()
-    lengths, doc_langs = lengths[order], doc_langs[order]
-    np.save(work / f"{source}_docs.npy", np.concatenate([[0], np.cumsum(lengths)]))
-    np.save(work / f"{source}_lang.npy", doc_langs)
-    by_language = defaultdict(lambda: {"documents": 0, "tokens": 0})
-    per_lang_tokens = np.bincount(doc_langs, weights=lengths, minlength=len(languages))
-    per_lang_docs = np.bincount(doc_langs, minlength=len(languages))
-    for i, name in enumerate(languages):
-        if per_lang_docs[i]:
-            by_language[name] = {
-                "documents": int(per_lang_docs[i]),
-                "tokens": int(per_lang_tokens[i]),
-            }
-    meta = {
-        "documents": int(len(lengths)),
-        "tokens": int(lengths.sum()),
-        "by_language": dict(by_language),
-    }
-    return meta, unigram, int((~keep).sum())
-
-
-def validation_meta(val, languages: list[str], val_lang: np.ndarray) -> dict:
-    """Validation counts; `tokens` are the scored ones (document separators excluded)."""
-    lengths = val["lengths"]
-    doc_of_token = np.repeat(np.arange(len(lengths)), lengths)
-    lang_of_token = val_lang[doc_of_token]
-    scored = val["bytes"] > 0  # every text token covers at least one byte, separators none
-    by_language = {}
-    for i, name in enumerate(languages):
-        mine = lang_of_token == i
-        if not mine.any():
-            continue
-        by_language[name] = {
-            "documents": int((val_lang == i).sum()),
-            "tokens": int((mine & scored).sum()),
-            "chars": int(val["chars"][mine].sum(dtype=np.int64)),
-            "bytes": int(val["bytes"][mine].sum(dtype=np.int64)),
-        }
-    return {
-        "documents": int(len(lengths)),
-        "tokens": int(scored.sum()),
-        "chars": int(val["chars"].sum(dtype=np.int64)),
-        "bytes": int(val["bytes"].sum(dtype=np.int64)),
-        "by_language": by_language,
-    }

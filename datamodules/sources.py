@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from datamodules.languages import canonical_language, language_of_path
+
 SKIPPED_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 KINDS = ("auto", "parquet", "jsonl", "files")
 PARQUET_SUFFIXES = (".parquet",)
@@ -41,8 +43,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MIN_PROSE_CHARS = 200
 
+SUMMARY_FILES = 5  # files named per reason in a skip summary; the rest are counted
+
+# Why a document was skipped.
 NOT_UTF8 = "not UTF-8"
 EMPTY = "empty"
+NOT_TEXT = "not a string"  # a JSON null, number, list ... where the text should be
+BINARY = "binary (NUL bytes)"  # git's rule: text has no NUL byte
 UNPARSABLE = "not parsable Python"
 
 
@@ -87,38 +94,42 @@ class Shard:
 
 @dataclass
 class SkipLog:
-    """Documents left out and why: counts per (file, reason) and the first few locations.
+    """Documents left out and why: counts per (file, reason), and where in the file (a line, a
+    row) the first few of them were.
 
     Picklable, mergeable and JSON-serialisable, so each worker process keeps one, the parent
     merges them and a resumable job can store them.
     """
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    max_examples: int = 5
+    places: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    max_places: int = 3
 
-    def add(self, file: str, reason: str, where: str) -> None:
+    def add(self, file: str, reason: str, where: str | None = None) -> None:
+        """Count one document of `file`; `where` is its place inside the file ("line 7"), None
+        when the document is the whole file."""
         self.counts[file, reason] += 1
-        shown = self.examples.setdefault(reason, [])
-        if len(shown) < self.max_examples:
-            shown.append(where)
+        if where is not None:
+            shown = self.places.setdefault((file, reason), [])
+            if len(shown) < self.max_places:
+                shown.append(where)
 
     def merge(self, other: SkipLog) -> None:
         self.counts.update(other.counts)
-        for reason, places in other.examples.items():
-            shown = self.examples.setdefault(reason, [])
-            shown.extend(places[: self.max_examples - len(shown)])
+        for key, places in other.places.items():
+            shown = self.places.setdefault(key, [])
+            shown.extend(places[: self.max_places - len(shown)])
 
     def to_json(self) -> dict:
         return {
             "counts": [[f, r, n] for (f, r), n in sorted(self.counts.items())],
-            "examples": self.examples,
+            "places": [[f, r, places] for (f, r), places in sorted(self.places.items())],
         }
 
     @classmethod
     def from_json(cls, data: dict) -> SkipLog:
         counts = Counter({(f, r): n for f, r, n in data["counts"]})
-        return cls(counts, {r: list(places) for r, places in data["examples"].items()})
+        return cls(counts, {(f, r): list(places) for f, r, places in data["places"]})
 
     def total(self, reason: str | None = None) -> int:
         return sum(n for (_, r), n in self.counts.items() if reason in (None, r))
@@ -127,123 +138,29 @@ class SkipLog:
         return {f: n for (f, r), n in sorted(self.counts.items()) if r == reason}
 
     def summary(self) -> str:
+        """One line per reason naming each file once, the SUMMARY_FILES with most skips first."""
         if not self.counts:
-            return "skipped nothing"
-        parts = []
+            return "skipped nothing while reading"
+        lines = [f"skipped {self.total()} documents while reading:"]
         for reason in sorted({r for _, r in self.counts}):
             per_file = Counter(self.files(reason))
-            top = ", ".join(f"{f} {n}" for f, n in per_file.most_common(5))
-            more = f" and {len(per_file) - 5} more files" if len(per_file) > 5 else ""
-            examples = ", ".join(self.examples.get(reason, []))
+            listed = [
+                self._file_entry(f, reason, n) for f, n in per_file.most_common(SUMMARY_FILES)
+            ]
+            if len(per_file) > SUMMARY_FILES:
+                listed.append(f"and {len(per_file) - SUMMARY_FILES} more files")
             files = "file" if len(per_file) == 1 else "files"
-            parts.append(
-                f"{reason}: {self.total(reason)} in {len(per_file)} {files} ({top}{more}; "
-                f"e.g. {examples})"
+            lines.append(
+                f"  {reason}: {self.total(reason)} in {len(per_file)} {files}: {', '.join(listed)}"
             )
-        return f"skipped {self.total()} documents: " + "; ".join(parts)
+        return "\n".join(lines)
 
-
-# Canonical language names (The Stack / Linguist spelling) | other spellings | file extensions.
-_LANGUAGE_TABLE = """
-Python           | py python3               | .py .pyw .pyi
-Java             |                          | .java
-JavaScript       | js node nodejs           | .js .mjs .cjs .jsx
-TypeScript       | ts                       | .ts .tsx .mts .cts
-C                |                          | .c .h
-C++              | cpp cxx c-plus-plus      | .cc .cpp .cxx .c++ .hh .hpp .hxx .h++ .ipp
-C#               | csharp c-sharp cs        | .cs
-CUDA             | cu                       | .cu .cuh
-Go               | golang                   | .go
-Rust             | rs                       | .rs
-Ruby             | rb                       | .rb
-PHP              |                          | .php
-Shell            | bash sh zsh              | .sh .bash .zsh
-PowerShell       | ps1 pwsh                 | .ps1 .psm1
-Batchfile        | batch bat                | .bat .cmd
-HTML             | htm xhtml                | .html .htm .xhtml
-CSS              |                          | .css
-SCSS             | sass                     | .scss .sass
-Vue              |                          | .vue
-Markdown         | md                       | .md .markdown
-reStructuredText | rst                      | .rst
-TeX              | latex                    | .tex .sty .cls
-JSON             |                          | .json
-YAML             | yml                      | .yaml .yml
-TOML             |                          | .toml
-XML              |                          | .xml
-SQL              |                          | .sql
-Kotlin           | kt                       | .kt .kts
-Scala            |                          | .scala
-Swift            |                          | .swift
-Objective-C      | objc objectivec          | .mm
-Dart             |                          | .dart
-Lua              |                          | .lua
-R                |                          | .r
-Julia            | jl                       | .jl
-MATLAB           |                          |
-Perl             | pl                       | .pl .pm
-Haskell          | hs                       | .hs
-OCaml            |                          | .ml .mli
-F#               | fsharp f-sharp           | .fs .fsx
-Elixir           |                          | .ex .exs
-Erlang           |                          | .erl .hrl
-Clojure          |                          | .clj .cljs
-Scheme           |                          | .scm
-Racket           |                          | .rkt
-Common Lisp      | lisp                     | .lisp
-Emacs Lisp       | elisp                    | .el
-Groovy           |                          | .groovy .gradle
-Visual Basic     | vb vba                   | .vb
-Fortran          |                          | .f .f90 .f95 .f03
-Pascal           |                          | .pas
-Assembly         | asm                      | .asm .s
-Zig              |                          | .zig
-Nim              |                          | .nim
-Verilog          |                          | .v
-VHDL             |                          | .vhd .vhdl
-Solidity         |                          | .sol
-Protocol Buffer  | protobuf proto           | .proto
-CMake            |                          | .cmake
-Makefile         | make                     | .mk
-Dockerfile       | docker                   |
-Jupyter Notebook | ipynb jupyter            | .ipynb
-Text             | txt plain-text           | .txt
-English          | en                       |
-"""
-_FILE_NAMES = {
-    "makefile": "Makefile",
-    "gnumakefile": "Makefile",
-    "dockerfile": "Dockerfile",
-    "cmakelists.txt": "CMake",
-}
-
-
-def _language_key(name: str) -> str:
-    return name.strip().lower().replace("_", "-").replace(" ", "-")
-
-
-_BY_ALIAS: dict[str, str] = {}
-_BY_EXTENSION: dict[str, str] = {}
-for _row in _LANGUAGE_TABLE.strip().splitlines():
-    _name, _aliases, _extensions = (cell.strip() for cell in _row.split("|"))
-    _BY_ALIAS.update((_language_key(alias), _name) for alias in [_name, *_aliases.split()])
-    _BY_EXTENSION.update((extension, _name) for extension in _extensions.split())
-
-
-def canonical_language(name: str) -> str:
-    """'python', 'py' -> 'Python'; 'c-sharp' -> 'C#'. Unknown names are kept as given (stripped)."""
-    return _BY_ALIAS.get(_language_key(name), name.strip())
-
-
-def known_language(name: str) -> bool:
-    """Whether `name` is a language name or alias of the table above (any case)."""
-    return _language_key(name) in _BY_ALIAS
-
-
-def language_of_path(path: str) -> str | None:
-    """Language from a file's name or extension, None when neither is known."""
-    name = os.path.basename(path).lower()
-    return _FILE_NAMES.get(name) or _BY_EXTENSION.get(os.path.splitext(name)[1])
+    def _file_entry(self, file: str, reason: str, count: int) -> str:
+        places = self.places.get((file, reason), [])
+        if not places:
+            return file if count == 1 else f"{file} ({count})"
+        more = ", ..." if count > len(places) else ""
+        return f"{file} ({count}: {', '.join(places)}{more})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,11 +319,11 @@ def _first_present(candidates: tuple[str, ...], available: Iterable[str]) -> str
     return next((c for c in candidates if c in names), None)
 
 
-def _missing_text(file: str, columns: Columns, available: Iterable[str], where: str) -> SourceError:
+def _missing_text(file: str, text: tuple[str, ...], found: Iterable[str], noun: str) -> SourceError:
+    """Names the flag and the fields the file has (a library caller's `Columns` is that flag)."""
     return SourceError(
-        f"{file}{where}: no text column; looked for {', '.join(columns.text)}, it has "
-        f"{', '.join(available) or 'none'}; name the text column with Columns(text=...) "
-        f"(prepare's --text-column)"
+        f"{file}: no text {noun}; looked for {', '.join(text)}, it has "
+        f"{', '.join(found) or 'none'}; name the text {noun} with --text-column"
     )
 
 
@@ -416,6 +333,19 @@ def _language(language: object, path: object, default: str) -> str:
     if path:
         return language_of_path(str(path)) or default
     return default
+
+
+def _skip_reason(text: object) -> str | None:
+    """Why a record's text is no document, None when it is one."""
+    if not isinstance(text, str):
+        return NOT_TEXT
+    if not text:
+        return EMPTY
+    if "\x00" in text:
+        return BINARY
+    if not _utf8_clean(text):
+        return NOT_UTF8
+    return None
 
 
 def _utf8_clean(text: str) -> bool:
@@ -437,7 +367,7 @@ def _read_parquet(shard: Shard, columns: Columns, log: SkipLog, default: str) ->
         raise SourceError(f"{file}: not a readable parquet file ({error})") from error
     text_col = _first_present(columns.text, schema.names)
     if text_col is None:
-        raise _missing_text(file, columns, schema.names, "")
+        raise _missing_text(file, columns.text, schema.names, "column")
     text_type = schema.field(text_col).type
     binary = pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type)
     if not (binary or pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
@@ -452,18 +382,17 @@ def _read_parquet(shard: Shard, columns: Columns, log: SkipLog, default: str) ->
             langs = batch[lang_col].to_pylist() if lang_col else [None] * len(texts)
             paths = batch[path_col].to_pylist() if path_col else [None] * len(texts)
             for text, lang, path in zip(texts, langs, paths, strict=True):
-                where = f"{name}#row={row}"
-                row += 1
+                number, row = row, row + 1
                 if binary and text is not None:
                     try:
                         text = text.decode("utf-8")
                     except UnicodeDecodeError:
-                        log.add(file, NOT_UTF8, where)
+                        log.add(file, NOT_UTF8, f"row {number}")
                         continue
-                if not text:
-                    log.add(file, EMPTY, where)
+                if reason := _skip_reason(text):
+                    log.add(file, reason, f"row {number}")
                     continue
-                yield Document(text, where, _language(lang, path, default))
+                yield Document(text, f"{name}#row={number}", _language(lang, path, default))
     except (OSError, pa.ArrowException) as error:
         raise SourceError(f"{file}: unreadable after row {row} ({error})") from error
 
@@ -516,7 +445,7 @@ def _read_jsonl(shard: Shard, columns: Columns, log: SkipLog, default: str) -> I
     number = 0
     try:
         for number, raw in enumerate(_lines(_decompressed_chunks(file)), 1):
-            where = f"{name}#line={number}"
+            where = f"line {number}"
             raw = raw.strip()
             if not raw:
                 continue
@@ -531,19 +460,14 @@ def _read_jsonl(shard: Shard, columns: Columns, log: SkipLog, default: str) -> I
                 raise SourceError(f"{file} line {number}: a JSON object was expected")
             key = _first_present(columns.text, record)
             if key is None:
-                raise _missing_text(file, columns, record, f" line {number}")
+                raise _missing_text(f"{file} line {number}", columns.text, record, "field")
             text = record[key]
-            if text is not None and not isinstance(text, str):
-                raise SourceError(f"{file} line {number}: field {key!r} is not a string")
-            if not text:
-                log.add(file, EMPTY, where)
-                continue
-            if not _utf8_clean(text):
-                log.add(file, NOT_UTF8, where)
+            if reason := _skip_reason(text):
+                log.add(file, reason, where)
                 continue
             language = record.get(_first_present(columns.language, record) or "")
             path = record.get(_first_present(columns.path, record) or "")
-            yield Document(text, where, _language(language, path, default))
+            yield Document(text, f"{name}#line={number}", _language(language, path, default))
     except (OSError, EOFError, zlib.error, zstandard.ZstdError) as error:
         raise SourceError(f"{file}: unreadable after line {number} ({error})") from error
 
@@ -555,13 +479,16 @@ def _read_files(shard: Shard, columns: Columns, log: SkipLog, default: str) -> I
             data = Path(file).read_bytes()
         except OSError as error:
             raise SourceError(f"{file}: cannot be read ({error})") from error
+        if b"\0" in data:
+            log.add(file, BINARY)
+            continue
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            log.add(file, NOT_UTF8, path)
+            log.add(file, NOT_UTF8)
             continue
         if not text:
-            log.add(file, EMPTY, path)
+            log.add(file, EMPTY)
             continue
         yield Document(text, path, language_of_path(path) or default)
 
@@ -578,8 +505,8 @@ def read_shard(
     """The documents of a shard, in order. Language: the record's language field (canonical
     name), else its path's extension, else `default_language`.
 
-    Skipped documents (not UTF-8, empty) are counted in `skips`; without one, any skip other
-    than an empty text is reported in a warning at the end of the shard.
+    Skipped documents (empty, not a string, binary, not UTF-8) are counted in `skips`; without
+    one, any skip other than an empty text is reported in a warning at the end of the shard.
     """
     log = SkipLog() if skips is None else skips
     yield from _READERS[shard.kind](shard, columns, log, default_language)
@@ -658,7 +585,7 @@ def stdlib_prose_documents(
                 warnings.simplefilter("ignore")  # invalid escapes in old test data
                 tree = ast.parse(path.read_bytes())
         except (SyntaxError, ValueError):
-            log.add(str(path), UNPARSABLE, relative)
+            log.add(str(path), UNPARSABLE)
             continue
         prose = "\n\n".join(d for d in (ast.get_docstring(tree), *_docstrings(tree.body)) if d)
         if len(prose) >= MIN_PROSE_CHARS:

@@ -63,10 +63,16 @@ def tokenizer_hash(tokenizer: Tokenizer) -> str:
     return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()[:16]
 
 
+def vocab_size(tokenizer: Tokenizer) -> int:
+    """How many ids its tokens take: one more than the largest. A given tokenizer.json may leave
+    ids unused, so this can exceed its number of entries; embeddings need this many rows."""
+    return max(tokenizer.get_vocab(with_added_tokens=True).values()) + 1
+
+
 def token_byte_lengths(tokenizer: Tokenizer) -> np.ndarray:
-    """UTF-8 bytes each id stands for (0 for the separator), indexed by id."""
+    """UTF-8 bytes each id stands for (0 for the separator and unused ids), indexed by id."""
     byte_of = {ch: b for b, ch in _byte_level_alphabet().items()}
-    lengths = np.zeros(tokenizer.get_vocab_size(), dtype=np.int64)
+    lengths = np.zeros(vocab_size(tokenizer), dtype=np.int64)
     for piece, idx in tokenizer.get_vocab().items():
         lengths[idx] = 0 if piece == EOS else sum(1 for ch in piece if ch in byte_of)
     return lengths

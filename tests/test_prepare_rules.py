@@ -165,8 +165,9 @@ def test_a_weight_naming_no_language_of_the_data_is_an_error(with_repeats, tmp_p
 
 def test_an_older_partial_build_is_not_resumed(with_repeats, tmp_path):
     partial = tmp_path / "pool.partial"
-    partial.mkdir()
+    (partial / "parts").mkdir(parents=True)
     (partial / "spec.json").write_text(json.dumps(repeats_spec(with_repeats["root"]).to_json()))
+    (partial / "parts" / "code-000000.json").write_text("{}")  # a finished part
     with pytest.raises(PoolError, match="older version"):
         prepare(repeats_spec(with_repeats["root"]), tmp_path / "pool", workers=1, progress=False)
 

@@ -88,13 +88,22 @@ def test_parquet_text_only_path_column_and_custom_names(tmp_path):
     ]
 
 
-def test_missing_text_column_names_file_and_columns(tmp_path):
+def test_missing_text_column_names_file_flag_and_fields(tmp_path):
+    """The message names the file's own fields and the flag, no internal object."""
     write_parquet(tmp_path / "odd.parquet", {"body": ["x"], "stars": [3]})
-    with pytest.raises(SourceError, match=r"odd\.parquet.*content, text.*body, stars.*Columns"):
+    with pytest.raises(SourceError) as raised:
         read_all(str(tmp_path / "odd.parquet"))
-    write_jsonl(tmp_path / "odd.jsonl", [{"body": "x"}])
-    with pytest.raises(SourceError, match=r"odd\.jsonl line 1.*content, text.*body"):
+    assert str(raised.value) == (
+        f"{tmp_path / 'odd.parquet'}: no text column; looked for content, text, it has "
+        "body, stars; name the text column with --text-column"
+    )
+    write_jsonl(tmp_path / "odd.jsonl", [{"body": "x", "id": 4}])
+    with pytest.raises(SourceError) as raised:
         read_all(str(tmp_path / "odd.jsonl"))
+    assert str(raised.value) == (
+        f"{tmp_path / 'odd.jsonl'} line 1: no text field; looked for content, text, it has "
+        "body, id; name the text field with --text-column"
+    )
 
 
 def test_binary_parquet_column_with_bad_utf8_is_a_counted_skip(tmp_path):
@@ -103,7 +112,7 @@ def test_binary_parquet_column_with_bad_utf8_is_a_counted_skip(tmp_path):
     docs = read_all(str(tmp_path / "raw.parquet"), skips=skips)
     assert [d.text for d in docs] == ["ok = 1", "fine = 2"]
     assert skips.files(sources.NOT_UTF8) == {str(tmp_path / "raw.parquet"): 1}
-    assert "raw.parquet#row=1" in skips.summary()
+    assert f"{tmp_path / 'raw.parquet'} (1: row 1)" in skips.summary()
 
 
 def test_corrupt_parquet_is_named(tmp_path):
@@ -162,9 +171,51 @@ def test_non_utf8_lines_and_files_are_counted_with_the_file(tmp_path):
         str(tree / "latin.py"): 1,
     }
     assert skips.files(sources.EMPTY) == {str(tree / "empty.py"): 1}
-    assert "mixed.jsonl#line=2" in skips.summary() and "latin.py" in skips.summary()
-    with pytest.warns(UserWarning, match=r"mixed\.jsonl 2"):
+    assert skips.summary().splitlines() == [
+        "skipped 4 documents while reading:",
+        f"  empty: 1 in 1 file: {tree / 'empty.py'}",
+        f"  not UTF-8: 3 in 2 files: {tmp_path / 'mixed.jsonl'} (2: line 2, line 3), "
+        f"{tree / 'latin.py'}",
+    ]
+    with pytest.warns(UserWarning, match=r"mixed\.jsonl \(2: line 2, line 3\)"):
         read_all(str(tmp_path / "mixed.jsonl"))
+
+
+def test_a_text_that_is_no_string_is_a_counted_skip(tmp_path):
+    """A number, null or list where the text should be is skipped and counted per file, the
+    same for each (a number used to stop the build, a null passed as an empty text)."""
+    write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [{"text": 42}, {"text": "kept"}, {"text": None}, {"text": ["a"]}, {"text": ""}],
+    )
+    write_parquet(tmp_path / "t.parquet", {"content": ["row", None]})
+    skips = SkipLog()
+    docs = read_all(f"{tmp_path / 'mixed.jsonl'},{tmp_path / 't.parquet'}", skips=skips)
+    assert [d.text for d in docs] == ["kept", "row"]
+    assert skips.files(sources.NOT_TEXT) == {
+        str(tmp_path / "mixed.jsonl"): 3,
+        str(tmp_path / "t.parquet"): 1,
+    }
+    assert skips.files(sources.EMPTY) == {str(tmp_path / "mixed.jsonl"): 1}
+    assert (
+        f"  not a string: 4 in 2 files: {tmp_path / 'mixed.jsonl'} (3: line 1, line 3, line 4), "
+        f"{tmp_path / 't.parquet'} (1: row 1)"
+    ) in skips.summary().splitlines()
+    with pytest.warns(UserWarning, match=r"not a string: 3 in 1 file"):
+        read_all(str(tmp_path / "mixed.jsonl"))
+
+
+def test_nul_bytes_make_a_document_binary(tmp_path):
+    """A `.py` file (or a record) holding a NUL byte is binary data, skipped and counted."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "real.py").write_text("x = 1\n")
+    (tree / "blob.py").write_bytes(b"x = 1\n\x00\x00\x01\x02")
+    write_jsonl(tmp_path / "r.jsonl", [{"text": "a\x00b"}, {"text": "fine"}])
+    skips = SkipLog()
+    docs = read_all(f"{tree},{tmp_path / 'r.jsonl'}", skips=skips)
+    assert [d.text for d in docs] == ["x = 1\n", "fine"]
+    assert skips.files(sources.BINARY) == {str(tree / "blob.py"): 1, str(tmp_path / "r.jsonl"): 1}
 
 
 def test_source_tree_languages_paths_and_skipped_dirs(tmp_path):
@@ -231,13 +282,33 @@ def test_directory_of_data_shards_glob_and_comma_specs(tmp_path):
 
 def test_skip_logs_merge_across_processes():
     a, b = SkipLog(), SkipLog()
-    a.add("x.jsonl", sources.NOT_UTF8, "x.jsonl#line=1")
-    b.add("x.jsonl", sources.NOT_UTF8, "x.jsonl#line=9")
-    b.add("y.py", sources.EMPTY, "y.py")
+    a.add("x.jsonl", sources.NOT_UTF8, "line 1")
+    b.add("x.jsonl", sources.NOT_UTF8, "line 9")
+    b.add("y.py", sources.EMPTY)
     a.merge(pickle.loads(pickle.dumps(b)))
     assert SkipLog.from_json(json.loads(json.dumps(a.to_json()))) == a
     assert a.files(sources.NOT_UTF8) == {"x.jsonl": 2} and a.total() == 3
-    assert "x.jsonl#line=1, x.jsonl#line=9" in a.summary()
+    assert "x.jsonl (2: line 1, line 9)" in a.summary()
+
+
+def test_skip_summary_names_each_file_once_and_caps_the_list(tmp_path):
+    """Each skipped file is named once (not again as an example), and only the SUMMARY_FILES
+    with most skips are named; a long jsonl gets its first few line numbers."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(40):
+        (tree / f"latin_{i:02d}.py").write_bytes(b"# caf\xe9\n")
+    (tree / "ok.py").write_text("x = 1\n")
+    write_jsonl(tmp_path / "nulls.jsonl", [{"text": None}] * 7 + [{"text": "kept"}])
+    skips = SkipLog()
+    docs = read_all(f"{tree},{tmp_path / 'nulls.jsonl'}", skips=skips)
+    assert [d.text for d in docs] == ["x = 1\n", "kept"]
+    summary = skips.summary()
+    for i in range(40):
+        assert summary.count(f"latin_{i:02d}.py") == (1 if i < 5 else 0)
+    assert "and 35 more files" in summary
+    assert f"{tmp_path / 'nulls.jsonl'} (7: line 1, line 2, line 3, ...)" in summary
+    assert len(summary) < 800, summary
 
 
 def test_language_names():
