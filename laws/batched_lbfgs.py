@@ -6,6 +6,10 @@ Python-level optimisations (tens of seconds: most of the time is per-iteration o
 objective call evaluates all unfinished starts. It is the same method (every start iterated to
 its own convergence), not a pre-screen. The line search is a weak-Wolfe bracketing search; the
 caller polishes the best end points with scipy's L-BFGS-B.
+
+Each start ends with a status, as scipy's L-BFGS-B reports it: converged (gradient or relative
+reduction of f within tolerance), stalled (the line search found no decrease: scipy's
+ABNORMAL_TERMINATION_IN_LNSRCH, not convergence) or out of iterations.
 """
 
 from __future__ import annotations
@@ -18,12 +22,25 @@ import numpy as np
 BatchObjective = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+# Why a start stopped (BatchResult.status).
+MAX_ITER, GTOL_MET, FTOL_MET, STALLED = 0, 1, 2, 3
+STATUS_NAMES = {GTOL_MET: "gtol", FTOL_MET: "ftol", STALLED: "stalled", MAX_ITER: "max_iter"}
+
+
 @dataclass
 class BatchResult:
     x: np.ndarray  # (starts, dim) end points
     fun: np.ndarray  # (starts,) objective at the end points
     nit: np.ndarray  # (starts,) iterations taken
-    converged: np.ndarray  # (starts,) met ftol or gtol (not stopped by max_iter)
+    status: np.ndarray  # (starts,) GTOL_MET, FTOL_MET, STALLED or MAX_ITER
+
+    @property
+    def converged(self) -> np.ndarray:
+        """Met gtol, or ftol after a step that decreased f."""
+        return (self.status == GTOL_MET) | (self.status == FTOL_MET)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(np.sum(self.status == code)) for code, name in STATUS_NAMES.items()}
 
 
 def minimize_batched(
@@ -41,7 +58,8 @@ def minimize_batched(
     """Minimise each row's problem from each row of x0; `fun(X)` returns (f(X), grad f(X)).
 
     Stopping rules follow scipy's L-BFGS-B: relative reduction of f below ftol (relative to
-    max(|f|, 1)) or largest gradient component below gtol.
+    max(|f|, 1)) or largest gradient component below gtol; a start whose line search finds no
+    decrease stops as STALLED.
     """
     x = np.array(x0, dtype=float)
     starts, dim = x.shape
@@ -51,8 +69,8 @@ def minimize_batched(
     rho = np.zeros((starts, memory))
     stored = np.zeros(starts, dtype=int)
     nit = np.zeros(starts, dtype=int)
-    converged = np.abs(g).max(axis=1) <= gtol
-    active = np.flatnonzero(~converged)
+    status = np.where(np.abs(g).max(axis=1) <= gtol, GTOL_MET, MAX_ITER)
+    active = np.flatnonzero(status == MAX_ITER)
     for _ in range(max_iter):
         if active.size == 0:
             break
@@ -79,13 +97,18 @@ def minimize_batched(
         rho[rows] = np.concatenate([1.0 / sy[keep, None], rho[rows, :-1]], axis=1)
         stored[rows] = np.minimum(stored[rows] + 1, memory)
         scale = np.maximum(np.maximum(np.abs(f[active]), np.abs(f_new)), 1.0)
-        done = ~moved | ((f[active] - f_new) <= ftol * scale)
-        done |= np.abs(g_new).max(axis=1) <= gtol
+        with np.errstate(invalid="ignore"):  # inf - inf on a start that never moved
+            small = (f[active] - f_new) <= ftol * scale
+        reason = np.select(
+            [~moved, np.abs(g_new).max(axis=1) <= gtol, small],
+            [STALLED, GTOL_MET, FTOL_MET],
+            MAX_ITER,
+        )
         x[active], f[active], g[active] = x_new, f_new, g_new
         nit[active] += 1
-        converged[active[done]] = True
-        active = active[~done]
-    return BatchResult(x=x, fun=f, nit=nit, converged=converged)
+        status[active] = reason
+        active = active[reason == MAX_ITER]
+    return BatchResult(x=x, fun=f, nit=nit, status=status)
 
 
 def _two_loop(

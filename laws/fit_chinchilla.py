@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from laws._blas import single_threaded_blas
-from laws.batched_lbfgs import minimize_batched
+from laws.batched_lbfgs import FTOL_MET, GTOL_MET, MAX_ITER, STALLED, minimize_batched
 from laws.data import Runs, check_fittable
 from laws.errors import LawsError
 from laws.fit_result import Fit, error_summary
@@ -28,6 +28,7 @@ ENGINES = ("batched", "scipy")
 FTOL, GTOL = 1e-15, 1e-12
 POLISHED = 8  # distinct best end points of the batched engine re-run through scipy
 BLOCK_CELLS = 32_768  # starts x runs per objective block
+CONVERGED = (GTOL_MET, FTOL_MET)
 
 
 def hoffmann_grid(
@@ -148,8 +149,11 @@ def fit(
     ends = parallel_map(partial(run, data=data), _chunks(starts, workers), workers)
     x_end = np.concatenate([x for x, _, _ in ends])
     f_end = np.concatenate([f for _, f, _ in ends])
-    converged = int(sum(c for _, _, c in ends))
-    best_x, best_f = _polish(x_end, f_end, data) if batched else _best(x_end, f_end)
+    status = np.concatenate([s for _, _, s in ends])
+    if batched:
+        best_x, best_f, best_status = _polish(x_end, f_end, data)
+    else:
+        best_x, best_f, best_status = _best(x_end, f_end, status)
     law = to_law(best_x)
     at_best = int(np.sum(np.isclose(f_end, best_f, rtol=1e-6, atol=1e-15)))
     return Fit(
@@ -162,11 +166,23 @@ def fit(
         details={
             "engine": engine,
             "starts": len(starts),
-            "converged": converged,
+            **stop_counts(status),
+            "best_converged": bool(best_status in CONVERGED),  # the kept end point's own run
+            "best_max_gradient": float(np.abs(huber_objective(best_x, *data)[1]).max()),
             "starts_at_best": at_best,  # ended within 1e-6 of the best: the basin's reach
             "huber_delta": delta,
         },
     )
+
+
+def stop_counts(status: np.ndarray) -> dict[str, int]:
+    """How the starts ended: converged (gtol or ftol met), stalled (the line search found no
+    decrease; not convergence), max_iter."""
+    return {
+        "converged": int(np.isin(status, CONVERGED).sum()),
+        "stalled": int(np.sum(status == STALLED)),
+        "max_iter": int(np.sum(status == MAX_ITER)),
+    }
 
 
 def _chunks(starts: np.ndarray, workers: int) -> list[np.ndarray]:
@@ -174,19 +190,23 @@ def _chunks(starts: np.ndarray, workers: int) -> list[np.ndarray]:
     return [c for c in np.array_split(starts, max(1, workers)) if len(c)]
 
 
-def _run_batched(starts: np.ndarray, data: tuple) -> tuple[np.ndarray, np.ndarray, int]:
+def _run_batched(starts: np.ndarray, data: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     result = minimize_batched(lambda x: huber_objective(x, *data), starts, gtol=GTOL * 100)
-    return result.x, result.fun, int(result.converged.sum())
+    return result.x, result.fun, result.status
 
 
-def _run_scipy(starts: np.ndarray, data: tuple) -> tuple[np.ndarray, np.ndarray, int]:
-    xs, fs, ok = [], [], 0
-    for x0 in starts:
-        res = _scipy_lbfgs(x0, data)
-        xs.append(res.x)
-        fs.append(res.fun)
-        ok += bool(res.success)
-    return np.array(xs), np.array(fs), ok
+def _run_scipy(starts: np.ndarray, data: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    results = [_scipy_lbfgs(x0, data) for x0 in starts]
+    status = [_scipy_status(r) for r in results]
+    return np.array([r.x for r in results]), np.array([r.fun for r in results]), np.array(status)
+
+
+def _scipy_status(result) -> int:
+    """scipy's L-BFGS-B outcome in `batched_lbfgs` terms (its status 1: iteration or evaluation
+    limit; 2: abnormal line-search termination, or a non-finite objective)."""
+    if result.status == 0:
+        return GTOL_MET if "GRADIENT" in str(result.message).upper() else FTOL_MET
+    return MAX_ITER if result.status == 1 else STALLED
 
 
 def _scipy_lbfgs(x0: np.ndarray, data: tuple):
@@ -204,15 +224,17 @@ def _scipy_lbfgs(x0: np.ndarray, data: tuple):
         )
 
 
-def _best(x_end: np.ndarray, f_end: np.ndarray) -> tuple[np.ndarray, float]:
+def _best(
+    x_end: np.ndarray, f_end: np.ndarray, status: np.ndarray
+) -> tuple[np.ndarray, float, int]:
     finite = np.where(np.isfinite(f_end), f_end, np.inf)
     i = int(np.argmin(finite))
     if not np.isfinite(finite[i]):
         raise LawsError("every Chinchilla start diverged; check the data's scale (loss, N, D)")
-    return x_end[i], float(finite[i])
+    return x_end[i], float(finite[i]), int(status[i])
 
 
-def _polish(x_end: np.ndarray, f_end: np.ndarray, data: tuple) -> tuple[np.ndarray, float]:
+def _polish(x_end: np.ndarray, f_end: np.ndarray, data: tuple) -> tuple[np.ndarray, float, int]:
     """Re-run scipy's L-BFGS-B from the best distinct end points and keep the best result."""
     order = np.argsort(np.where(np.isfinite(f_end), f_end, np.inf))
     chosen: list[np.ndarray] = []
@@ -224,4 +246,5 @@ def _polish(x_end: np.ndarray, f_end: np.ndarray, data: tuple) -> tuple[np.ndarr
     if not chosen:
         raise LawsError("every Chinchilla start diverged; check the data's scale (loss, N, D)")
     results = [_scipy_lbfgs(x0, data) for x0 in chosen]
-    return _best(np.array([r.x for r in results]), np.array([r.fun for r in results]))
+    status = np.array([_scipy_status(r) for r in results])
+    return _best(np.array([r.x for r in results]), np.array([r.fun for r in results]), status)

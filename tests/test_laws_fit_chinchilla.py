@@ -5,6 +5,7 @@ import pytest
 from scipy.optimize import check_grad
 
 from laws import Chinchilla, LawsError, Runs, fit_law
+from laws.batched_lbfgs import GTOL_MET, MAX_ITER, STALLED, minimize_batched
 from laws.fit_chinchilla import from_law, hoffmann_grid, huber_objective, to_law
 
 TRUTH = Chinchilla(E=0.2193, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
@@ -73,10 +74,46 @@ def test_objective_rows_are_independent_of_blocking():
 def test_noise_free_recovery_with_the_full_grid():
     runs = synthetic(TRUTH, 100, 0.0, 4)
     fit = fit_law(runs, "chinchilla")
-    assert fit.details["starts"] == 4500 and fit.details["converged"] == 4500
+    stops = fit.details
+    assert stops["starts"] == 4500 == stops["converged"] + stops["stalled"] + stops["max_iter"]
+    assert stops["best_converged"] and stops["best_max_gradient"] < 1e-10
     np.testing.assert_allclose(fit.law.vector(), TRUTH.vector(), rtol=1e-3)
     assert fit.errors["max_rel_error"] < 1e-6
     assert fit.method == "hoffmann-approach-3"
+
+
+def rosenbrock(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = x[:, 0], x[:, 1]
+    value = (1 - a) ** 2 + 100 * (b - a * a) ** 2
+    return value, np.stack([-2 * (1 - a) - 400 * a * (b - a * a), 200 * (b - a * a)], axis=1)
+
+
+def test_batched_lbfgs_counts_only_real_convergence():
+    """Rosenbrock's minimum is (1, 1): every start gets there and is converged, the one already
+    there at iteration 0 by its zero gradient. One iteration from (-1.2, 1) is not convergence,
+    nor is a line search that cannot descend (a gradient of the wrong sign: every step uphill)."""
+    starts = np.array([[-1.2, 1.0], [0.0, 0.0], [2.0, 2.0], [1.0, 1.0]])
+    done = minimize_batched(rosenbrock, starts)
+    np.testing.assert_allclose(done.x, 1.0, atol=1e-6)
+    assert done.converged.all() and done.status[3] == GTOL_MET and done.nit[3] == 0
+    early = minimize_batched(rosenbrock, starts, max_iter=1)
+    assert early.status[:3].tolist() == [MAX_ITER] * 3 and not early.converged[:3].any()
+    wrong_sign = minimize_batched(lambda x: ((x**2).sum(1), -2 * x), np.array([[1.0, 2.0]]))
+    assert wrong_sign.status.tolist() == [STALLED] and not wrong_sign.converged.any()
+    assert early.counts() == {"gtol": 1, "ftol": 0, "stalled": 0, "max_iter": 3}
+
+
+@pytest.mark.parametrize("engine", ["batched", "scipy"])
+def test_fit_counts_a_start_that_cannot_run_as_not_converged(engine):
+    """Noise-free data: at the truth the gradient is zero, so those starts converge at once; a
+    start with A = e^1000 overflows (an infinite objective) and cannot converge."""
+    runs = synthetic(TRUTH, 100, 0.0, 4)
+    overflow = [1000.0, 5.0, 0.0, 0.5, 0.5]
+    starts = np.array([from_law(TRUTH)] * 5 + [overflow] * 5)
+    fit = fit_law(runs, "chinchilla", starts=starts, engine=engine)
+    assert (fit.details["converged"], fit.details["stalled"], fit.details["max_iter"]) == (5, 5, 0)
+    assert fit.details["best_converged"]
+    np.testing.assert_allclose(fit.law.vector(), TRUTH.vector(), rtol=1e-9)
 
 
 def test_noisy_recovery_and_extrapolation():
