@@ -65,10 +65,16 @@ def test_bad_input_names_the_fix(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("n", "d", "micro", "nodes", "global_batch"),
-    [("2.27B", "341B", 9, 15, 1080), ("1.34B", "567B", 13, 14, 1456)],  # the paper's Table 1
+    ("n", "d", "micro", "nodes", "accumulation", "global_batch"),
+    [
+        ("6.37B", "127B", 2, 13, 3, 624),  # the paper's 640 is 20 over Step Law's 620.0, 624 4
+        ("2.27B", "341B", 9, 15, 1, 1080),  # the paper's Table 1
+        ("1.34B", "567B", 13, 14, 1, 1456),
+    ],
 )
-def test_table1_layouts_in_the_sweep_file(capsys, tmp_path, n, d, micro, nodes, global_batch):
+def test_table1_layouts_in_the_sweep_file(
+    capsys, tmp_path, n, d, micro, nodes, accumulation, global_batch
+):
     document = design(
         capsys,
         tmp_path,
@@ -80,7 +86,7 @@ def test_table1_layouts_in_the_sweep_file(capsys, tmp_path, n, d, micro, nodes, 
         "num_nodes": nodes,
         "devices": 8,
         "micro_batch": micro,
-        "grad_accumulation": 1,
+        "grad_accumulation": accumulation,
         "global_batch_sequences": global_batch,
     }
     assert run["wall_hours"] == pytest.approx(run["gpu_hours"] / (nodes * 8), abs=0.01)
