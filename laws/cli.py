@@ -23,9 +23,10 @@ from typing import Any, NoReturn
 import numpy as np
 
 import laws
-from laws.data import parse_quantity
+from laws.data import Runs, parse_quantity, repeat_note, repeat_summary
 from laws.errors import LawsError, RunawayWarning
 from laws.forms import Law, PerLanguage, law_from_json, read_json
+from laws.results import read_runs
 from laws.validate import Cutoff
 
 COMMAND_PREFIX = "cmd_"
@@ -112,6 +113,29 @@ def cutoff(text: str) -> Cutoff:
         return Cutoff.parse(text)
     except LawsError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_no_average(parser: argparse.ArgumentParser) -> None:
+    """--no-average: for the commands that read RESULTS (`load_runs`)."""
+    parser.add_argument(
+        "--no-average",
+        action="store_true",
+        help="refuse repeated runs of one (N, D, mixture, language) instead of averaging them",
+    )
+
+
+def load_runs(args: argparse.Namespace) -> Runs:
+    """args.results read as every command reads it: repeats averaged (and said so on stderr)
+    unless --no-average."""
+    runs = read_runs(args.results, args.flops_per_token, average=not args.no_average)
+    note_repeats(repeat_summary(runs))
+    return runs
+
+
+def note_repeats(summary: dict[str, Any]) -> None:
+    note = repeat_note(summary)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def add_references(parser: argparse.ArgumentParser) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from laws.cli import Output, cutoff, format_table, read_fit
+from laws.cli import Output, add_no_average, cutoff, format_table, load_runs, read_fit
 from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs
 from laws.errors import LawsError
 from laws.fit_chinchilla import GRIDS
 from laws.fitting import FITTERS, fit_law
 from laws.forms import Law
-from laws.results import read_runs
 from laws.validate import evaluate, split
 
 NAME = "compare"
@@ -31,12 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grid", choices=sorted(GRIDS), default="hoffmann", help="Chinchilla starting grid"
     )
     parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+    add_no_average(parser)
 
 
 def run(args: argparse.Namespace) -> Output:
     if not args.fit and not args.law:
         raise LawsError("nothing to compare: give fit files with --fit and/or laws with --law")
-    runs = read_runs(args.results, args.flops_per_token).select(args.mixture, args.language)
+    runs = load_runs(args).select(args.mixture, args.language)
     train, test = split(runs, args.holdout) if args.holdout else (runs, runs)
     if args.holdout:
         scope = f"held-out runs (not {args.holdout})"

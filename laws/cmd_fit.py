@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from laws.cli import Output, cutoff, format_table, quantity
-from laws.data import DEFAULT_FLOPS_PER_TOKEN
+from laws.cli import Output, add_no_average, cutoff, format_table, load_runs, quantity
+from laws.data import DEFAULT_FLOPS_PER_TOKEN, repeat_note
 from laws.errors import LawsError
 from laws.fit_chinchilla import GRIDS
 from laws.fit_result import Fit
 from laws.fitting import FITTERS, fit_law, fit_per_language, per_language_json
-from laws.results import read_runs
 from laws.validate import REFITS, bootstrap, holdout, leave_one_size_out, split
 
 NAME = "fit"
@@ -70,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-differences", type=int, default=5, help="Farseer: differences per model size"
     )
     parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+    add_no_average(parser)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> Output:
-    runs = read_runs(args.results, args.flops_per_token)
+    runs = load_runs(args)
     options = _options(args)
     if args.per_language:
         if args.holdout or args.bootstrap or args.leave_one_size_out or args.language:
@@ -166,6 +166,9 @@ def _fit_text(fit: Fit) -> str:
         f"signed {e['signed_rel_error']:+.3%}; objective {fit.objective:.6g}; "
         f"irreducible {fit.law.irreducible():.4g}",
     ]
+    note = repeat_note(fit.details["repeats"])
+    if note:
+        lines.append(note)
     if "candidates" in fit.details:
         for name, c in fit.details["candidates"].items():
             lines.append(f"  {name}: mean relative error {c['mean_rel_error']:.3%}")

@@ -11,11 +11,10 @@ from collections.abc import Callable
 import numpy as np
 
 from laws import figures
-from laws.cli import Output, add_references, cutoff, quantity
+from laws.cli import Output, add_no_average, add_references, cutoff, load_runs, quantity
 from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs
 from laws.errors import LawsError
 from laws.figures import KINDS, LabelledLaw, Palette, Plot, Reference
-from laws.results import read_runs
 
 NAME = "plot"
 HELP = "draw a paper figure: " + ", ".join(KINDS)
@@ -75,11 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--language", help="this language's loss, and its law in a per-language fit"
     )
     parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+    add_no_average(parser)
 
 
 def run(args: argparse.Namespace) -> Output:
     laws = figures.read_fits(args.fit, args.label, args.language)
-    runs = read_runs(args.results, args.flops_per_token) if args.results else None
+    runs = load_runs(args) if args.results else None
     palette = Palette.for_runs(runs, [entry.label for entry in laws])
     plot = DRAW[args.kind](args, runs, laws, palette)
     written = [str(path) for path in figures.save(plot.figure, args.out, args.kind)]

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import argparse
 
-from laws.cli import Output, add_references, cutoff, format_table, quantity
+from laws.cli import (
+    Output,
+    add_no_average,
+    add_references,
+    cutoff,
+    format_table,
+    note_repeats,
+    quantity,
+)
 from laws.data import DEFAULT_FLOPS_PER_TOKEN
 from laws.figures import Reference
 from laws.fit_chinchilla import GRIDS
@@ -46,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", help="this language's loss instead of the overall one")
     parser.add_argument("--workers", type=int, help="processes for the Chinchilla fits")
     parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
+    add_no_average(parser)
 
 
 def run(args: argparse.Namespace) -> Output:
@@ -62,8 +71,10 @@ def run(args: argparse.Namespace) -> Output:
         language=args.language,
         workers=args.workers,
         flops_per_token=args.flops_per_token,
+        average=not args.no_average,
     )
     data = report.to_json()
+    note_repeats(data["repeats"])
     errors = report.tables["errors"]
     rows = [dict(zip(errors.headers, row, strict=True)) for row in errors.rows]
     columns = [(h, h, "") for h in errors.headers]

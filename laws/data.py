@@ -1,7 +1,8 @@
 """The runs a law is fitted to, and the checks that reject data no fit can use.
 
 Every fit goes through `check_fittable`, so a degenerate table fails with a message naming the
-problem and the fix instead of an optimiser silently returning nonsense.
+problem and the fix instead of an optimiser silently returning nonsense. Repeated runs of one
+(N, D, mixture, language), e.g. seeds, are one row to a law: `average_repeats` merges them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Runs:
     """One row per run: model size N, tokens D, loss, compute C and where the row came from.
 
     `mixture` and `language` are labels (None when absent); `source` names the file (and line)
-    each row was read from so errors can point at it.
+    each row was read from so errors can point at it; `repeats` holds the losses a row is the
+    mean of (empty for a single run), so the seed spread is kept after averaging.
     """
 
     n: np.ndarray
@@ -49,6 +51,11 @@ class Runs:
     mixture: list[str | None] = field(default_factory=list)
     language: list[str | None] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
+    repeats: list[tuple[float, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.repeats:
+            self.repeats = [()] * len(self.n)
 
     @classmethod
     def from_arrays(
@@ -91,6 +98,7 @@ class Runs:
             mixture=[self.mixture[i] for i in index],
             language=[self.language[i] for i in index],
             source=[self.source[i] for i in index],
+            repeats=[self.repeats[i] for i in index],
         )
 
     def select(self, mixture: str | None = None, language: str | None = None) -> Runs:
@@ -140,14 +148,7 @@ def check_fittable(runs: Runs, law: str, n_params: int, min_sizes: int = 2) -> N
                 f"{runs.source[i]}: {name}={float(values[i])!r} is not a positive finite number "
                 f"({bad.size} such row(s)); fix or drop those runs"
             )
-    pairs = Counter(zip(runs.n.tolist(), runs.d.tolist(), strict=True))
-    repeated = [(pair, count) for pair, count in pairs.items() if count > 1]
-    if repeated:
-        (n, d), count = repeated[0]
-        raise LawsError(
-            f"duplicate runs: N={n:.4g}, D={d:.4g} appears {count} times "
-            f"({len(repeated)} repeated pair(s)); average repeated seeds into one row"
-        )
+    refuse_repeats(runs, labels=False)
     sizes = np.unique(runs.n)
     if sizes.size < min_sizes:
         listed = ", ".join(f"{s:.4g}" for s in sizes)
@@ -164,3 +165,78 @@ def check_fittable(runs: Runs, law: str, n_params: int, min_sizes: int = 2) -> N
             f"{len(runs)} runs for the {law} law's {n_params} parameters; "
             f"a fit needs more runs than parameters (add runs or fit a smaller law)"
         )
+
+
+def _keys(runs: Runs, labels: bool = True) -> list[tuple]:
+    """Each row's (N, D, mixture, language), or (N, D) alone."""
+    pairs = zip(runs.n.tolist(), runs.d.tolist(), strict=True)
+    if not labels:
+        return list(pairs)
+    rows = zip(pairs, runs.mixture, runs.language, strict=True)
+    return [(*pair, m, lang) for pair, m, lang in rows]
+
+
+def refuse_repeats(runs: Runs, labels: bool = True) -> None:
+    """Raise LawsError if two rows share (N, D, mixture, language), or with labels=False (a
+    fit, which sees one surface) (N, D): a law has one loss there."""
+    groups = Counter(_keys(runs, labels))
+    repeated = [(key, count) for key, count in groups.items() if count > 1]
+    if repeated:
+        (n, d, *_), count = repeated[0]
+        raise LawsError(
+            f"duplicate runs: N={n:.4g}, D={d:.4g} appears {count} times "
+            f"({len(repeated)} repeated pair(s)); average repeated seeds into one row "
+            "(the laws commands do unless --no-average)"
+        )
+
+
+def average_repeats(runs: Runs) -> Runs:
+    """One row per (N, D, mixture, language): the arithmetic mean of the repeats' loss and C.
+
+    The mean of the loss, not of ln L: a law predicts the expected loss, and BPC over one
+    validation set is nats / characters, so the mean BPC is the BPC of the pooled nats. (The
+    geometric mean would sit below it by about half the squared relative spread.)
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(_keys(runs)):
+        groups.setdefault(key, []).append(i)
+    if all(len(rows) == 1 for rows in groups.values()):
+        return runs
+    first = runs.subset(np.array([rows[0] for rows in groups.values()]))
+    for j, rows in enumerate(groups.values()):
+        if len(rows) > 1:
+            losses = tuple(x for i in rows for x in runs.repeats[i] or (float(runs.loss[i]),))
+            first.loss[j] = np.mean(losses)
+            first.c[j] = np.mean(runs.c[rows])
+            first.repeats[j] = losses
+            first.source[j] = f"{runs.source[rows[0]]} and {len(rows) - 1} repeat(s)"
+    return first
+
+
+def repeat_summary(runs: Runs) -> dict[str, float | int | None]:
+    """How many rows are means of repeats, of how many runs, and the runs' spread around their
+    row's mean: the largest relative deviation and the pooled relative standard deviation."""
+    merged = [np.asarray(r) for r in runs.repeats if len(r) > 1]
+    if not merged:
+        return {"rows_averaged": 0, "runs_merged": 0, "max_rel_deviation": None, "rel_std": None}
+    deviations = [r / r.mean() - 1 for r in merged]
+    squares = sum(float(np.sum(dev**2)) for dev in deviations)
+    return {
+        "rows_averaged": len(merged),
+        "runs_merged": int(sum(len(r) for r in merged)),
+        "max_rel_deviation": float(max(np.abs(dev).max() for dev in deviations)),
+        "rel_std": float(np.sqrt(squares / sum(len(r) - 1 for r in merged))),
+    }
+
+
+def repeat_note(summary: dict[str, float | int | None]) -> str | None:
+    """The summary as one line for a person, or None when nothing was averaged."""
+    if not summary["rows_averaged"]:
+        return None
+    return (
+        f"averaged {summary['runs_merged']} repeated runs into {summary['rows_averaged']} "
+        f"row{'s' if summary['rows_averaged'] > 1 else ''} "
+        f"(same N, D, mixture, language; spread around each row's mean: max "
+        f"{summary['max_rel_deviation']:.3%}, std {summary['rel_std']:.3%}); "
+        "--no-average refuses repeats instead"
+    )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from laws import fit_chinchilla, fit_farseer
-from laws.data import Runs
+from laws.data import Runs, repeat_summary
 from laws.errors import LawsError
 from laws.fit_result import Fit
 from laws.forms import PerLanguage
@@ -20,10 +20,13 @@ FITTERS: dict[str, Callable[..., Fit]] = {
 
 
 def fit_law(runs: Runs, law: str, weights: np.ndarray | None = None, **options: Any) -> Fit:
-    """Fit `law` ("chinchilla" or "farseer") to runs; options go to that law's fitter."""
+    """Fit `law` ("chinchilla" or "farseer") to runs; options go to that law's fitter. The fit's
+    details say how many rows are means of repeated runs, and their spread."""
     if law not in FITTERS:
         raise LawsError(f"unknown law {law!r}; choose one of {', '.join(FITTERS)}")
-    return FITTERS[law](runs, weights=weights, **options)
+    fit = FITTERS[law](runs, weights=weights, **options)
+    fit.details["repeats"] = repeat_summary(runs)
+    return fit
 
 
 def fit_per_language(

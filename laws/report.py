@@ -24,7 +24,7 @@ import numpy as np
 
 from laws import figures
 from laws.cli import human
-from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs
+from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs, repeat_summary
 from laws.errors import LawsError, RunawayWarning
 from laws.figures import LabelledLaw, Palette, Plot, Reference
 from laws.fit_chinchilla import GRIDS
@@ -79,6 +79,7 @@ class Report:
     tables: dict[str, Table]
     sections: list[Section]
     holdout: str | None
+    repeats: dict[str, Any]  # `laws.data.repeat_summary` of the runs read
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class Report:
             ],
             "skipped": [{"label": label, "reason": reason} for label, reason in self.skipped],
             "budgets": self.budgets,
+            "repeats": self.repeats,
             "tables": {
                 name: {"headers": t.headers, "rows": t.rows} for name, t in self.tables.items()
             },
@@ -109,11 +111,13 @@ def build_report(
     language: str | None = None,
     workers: int | None = None,
     flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN,
+    average: bool = True,
 ) -> Report:
-    """Fit (or read) the laws, draw every figure into out_dir and write report.html / .md."""
+    """Fit (or read) the laws, draw every figure into out_dir and write report.html / .md;
+    repeated runs are averaged (`read_runs`), or refused with average=False."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    every = read_runs(results, flops_per_token)
+    every = read_runs(results, flops_per_token, average)
     runs = every.subset(np.array([lang == language for lang in every.language], dtype=bool))
     if not len(runs):
         raise LawsError(f"{results}: no runs with {_language_name(language)}")
@@ -143,6 +147,7 @@ def build_report(
         },
         sections=sections,
         holdout=str(cut) if cut else None,
+        repeats=repeat_summary(runs),
     )
     (out / "report.html").write_text(render_html(report))
     (out / "report.md").write_text(render_markdown(report))

@@ -4,7 +4,8 @@ table (columns N, D, loss; optional C, mixture, language).
 From a result.json: n_params is N, tokens is D, val_bpc the loss, flops the compute,
 code_fraction the mixture; val_bpc_by_language {language: bpc} adds one row per language.
 Only runs with "status": "completed" are read; a completed run missing a key is an error that
-names the file, since silently dropping it would bias the fit.
+names the file, since silently dropping it would bias the fit. Repeated runs of one (N, D,
+mixture, language) are averaged into one row by default (`laws.data.average_repeats`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs, parse_quantity
+from laws.data import (
+    DEFAULT_FLOPS_PER_TOKEN,
+    Runs,
+    average_repeats,
+    parse_quantity,
+    refuse_repeats,
+)
 from laws.errors import LawsError
 
 RESULT_KEYS = ("n_params", "tokens", "val_bpc")
@@ -22,8 +29,11 @@ TABLE_COLUMNS = ("n", "d", "loss")
 OPTIONAL_COLUMNS = ("c", "mixture", "language")
 
 
-def read_runs(path: str | Path, flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN) -> Runs:
-    """Runs from a directory (every */result.json, recursively) or a .csv / .jsonl table."""
+def read_runs(
+    path: str | Path, flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN, average: bool = True
+) -> Runs:
+    """Runs from a directory (every */result.json, recursively) or a .csv / .jsonl table;
+    repeats averaged into one row, or (average=False) refused."""
     path = Path(path)
     if path.is_dir():
         rows = _read_results_dir(path)
@@ -40,7 +50,7 @@ def read_runs(path: str | Path, flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN
     if not rows:
         raise LawsError(f"{path}: no runs found")
     c = [r["c"] if r["c"] is not None else flops_per_token * r["n"] * r["d"] for r in rows]
-    return Runs.from_arrays(
+    runs = Runs.from_arrays(
         [r["n"] for r in rows],
         [r["d"] for r in rows],
         [r["loss"] for r in rows],
@@ -49,6 +59,10 @@ def read_runs(path: str | Path, flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN
         language=[r["language"] for r in rows],
         source=[r["source"] for r in rows],
     )
+    if average:
+        return average_repeats(runs)
+    refuse_repeats(runs)
+    return runs
 
 
 def _read_results_dir(root: Path) -> list[dict[str, Any]]:

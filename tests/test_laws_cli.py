@@ -23,15 +23,13 @@ def laws_cli(command: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
 
 
-def write_csv(path: Path, law=EQ1_CHINCHILLA, noise=0.002, sizes=5, tokens=8, duplicate=False):
+def write_csv(path: Path, law=EQ1_CHINCHILLA, noise=0.002, sizes=5, tokens=8):
     rng = np.random.default_rng(0)
     lines = ["N,D,loss"]
     for n in 2e8 * 2.0 ** np.arange(sizes):
         for d in 2e9 * 2.0 ** np.arange(tokens):
             loss = float(law.predict(n, d)) * np.exp(rng.normal(0, noise))
             lines.append(f"{n:.6g},{d:.6g},{loss:.6f}")
-    if duplicate:
-        lines.append(lines[-1])
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -68,12 +66,46 @@ def test_round_trip_through_the_command_line(tmp_path):
         assert 6 * row["n_opt"] * row["d_opt"] == pytest.approx(row["compute"])
 
 
-def test_degenerate_input_exits_2_with_one_line(tmp_path):
-    table = write_csv(tmp_path / "runs.csv", duplicate=True)
-    done = laws_cli(f"fit {table} --law chinchilla")
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: duplicate runs")
-    assert "Traceback" not in done.stderr and done.stdout == ""
+def with_repeats(path: Path) -> Path:
+    """The table plus two seeds of one more run, N=2e8, D=3e9: BPC 0.30 and 0.31."""
+    write_csv(path)
+    path.write_text(path.read_text() + "2e8,3e9,0.30\n2e8,3e9,0.31\n")
+    return path
+
+
+# By hand: the mean is 0.305; each seed is 0.005 / 0.305 = 1.639% from it, and the pooled
+# standard deviation (one degree of freedom) is sqrt(2 x 0.016393^2 / 1) = 2.318%.
+REPEATS = {
+    "rows_averaged": 1,
+    "runs_merged": 2,
+    "max_rel_deviation": pytest.approx(0.016393, rel=1e-4),
+    "rel_std": pytest.approx(0.023184, rel=1e-4),
+}
+
+
+def test_repeated_seeds_are_averaged_and_said_so(capsys, tmp_path, paper_fits):
+    table = with_repeats(tmp_path / "runs.csv")
+    code, out, err = run_main(capsys, f"fit {table} --law chinchilla --grid coarse --workers 1")
+    assert code == 0, err
+    note = "averaged 2 repeated runs into 1 row (same N, D, mixture, language; spread around"
+    assert note in out and "max 1.639%, std 2.318%" in out
+    assert err.startswith(f"note: {note}") and err.count("\n") == 1
+    code, out, err = run_main(capsys, f"fit {table} --law chinchilla --grid coarse --json")
+    data = json.loads(out)["fit"]
+    assert data["n_runs"] == 5 * 8 + 1 and data["repeats"] == REPEATS
+    code, out, err = run_main(capsys, f"compare {table} --fit {paper_fits[0]} --json")
+    assert code == 0 and json.loads(out)["n_runs"] == 41 and err.startswith(f"note: {note}")
+
+
+def test_no_average_refuses_repeats_with_one_line(tmp_path, paper_fits):
+    table = with_repeats(tmp_path / "runs.csv")
+    for command in ("fit --law chinchilla --grid coarse", f"compare --fit {paper_fits[0]}"):
+        name, options = command.split(" ", 1)
+        done = laws_cli(f"{name} {table} {options} --no-average")
+        assert done.returncode == 2, command
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: duplicate runs")
+        assert "N=2e+08, D=3e+09 appears 2 times" in done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_paper_laws_typed_in(capsys, paper_fits):

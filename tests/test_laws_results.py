@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from laws import LawsError, Runs, read_runs
+from laws.data import repeat_summary
 
 
 def write_result(root, name, **fields):
@@ -121,3 +122,38 @@ def test_mixtures_must_be_told_apart():
         runs.select(mixture="0.3")
     with pytest.raises(LawsError, match="no rows for language 'rust'"):
         runs.select(language="rust")
+
+
+def test_repeated_seeds_become_one_row(tmp_path):
+    """Three seeds of (2e8, 2e9) and two of (4e8, 2e9), each with a Python loss; a run of
+    another mixture at (2e8, 2e9) stays its own row."""
+    seeds = [("a", 2e8, 0.40, 0.30), ("b", 2e8, 0.41, 0.31), ("c", 2e8, 0.42, 0.35)]
+    seeds += [("d", 4e8, 0.38, 0.29), ("e", 4e8, 0.36, 0.29)]
+    for name, n, bpc, python in seeds:
+        extra = {"code_fraction": 1.0, "val_bpc_by_language": {"python": python}}
+        write_result(tmp_path, name, **completed(n, 2e9, bpc, **extra))
+    write_result(tmp_path, "mix", **completed(2e8, 2e9, 0.50, code_fraction=0.7))
+    write_result(tmp_path, "single", **completed(4e8, 4e9, 0.35, code_fraction=1.0))
+    runs = read_runs(tmp_path)
+    assert len(runs) == 3 + 1 + 2  # overall: 3 of mixture 1 and the 0.7 run; 2 Python rows
+    code = runs.select(mixture="1")
+    by_n = {(n, d): loss for n, d, loss in zip(code.n, code.d, code.loss, strict=True)}
+    assert by_n == {
+        (2e8, 2e9): pytest.approx(0.41),  # (0.40 + 0.41 + 0.42) / 3
+        (4e8, 2e9): pytest.approx(0.37),  # (0.38 + 0.36) / 2
+        (4e8, 4e9): 0.35,
+    }
+    python = runs.select(mixture="1", language="python")
+    np.testing.assert_allclose(sorted(python.loss), [0.29, 0.32])  # (0.30+0.31+0.35)/3
+    assert runs.select(mixture="0.7").loss.tolist() == [0.50]
+    # By hand: deviations 0.01/0.41 = 2.439% (x2, and 0) and 0.01/0.37 = 2.703% (x2); the pooled
+    # std over 2 + 1 degrees of freedom: sqrt((2 x 0.024390^2 + 2 x 0.027027^2) / 3) = 2.972%.
+    assert repeat_summary(code) == {
+        "rows_averaged": 2,
+        "runs_merged": 5,
+        "max_rel_deviation": pytest.approx(0.027027, rel=1e-4),
+        "rel_std": pytest.approx(0.029725, rel=1e-4),
+    }
+    assert repeat_summary(runs.select(mixture="0.7"))["rows_averaged"] == 0
+    with pytest.raises(LawsError, match="duplicate runs: N=2e.08, D=2e.09 appears 3 times"):
+        read_runs(tmp_path, average=False)
