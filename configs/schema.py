@@ -7,12 +7,16 @@ mistyped key fails at once instead of being silently ignored.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
+
+from configs.checks import check_values
+from configs.sizes import ConfigError
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
 
@@ -97,40 +101,6 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
 
-class ConfigError(ValueError):
-    """A configuration problem, worded so the user knows what to change."""
-
-
-_SUFFIX = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
-
-
-def parse_size(value: Any, what: str = "size") -> int:
-    """Read a count written as 201M, 1.13B, 2e9, 4K or a plain number."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a size such as 201M, 1.13B or 2e9, got {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        match = _SIZE.match(str(value))
-        if not match:
-            raise ConfigError(
-                f"{what}: cannot read {value!r} as a size; write e.g. 201M, 1.13B, 2e9"
-            )
-        number = float(match.group(1)) * _SUFFIX[match.group(2).upper()]
-    if number <= 0:
-        raise ConfigError(f"{what}: must be positive, got {value!r}")
-    return int(round(number))
-
-
-def format_size(value: float) -> str:
-    """Short human form (1.5M, 2.27B) used in run names."""
-    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}"
-
-
 def _schema_tree(cls: type) -> dict[str, Any]:
     """Nested dict of the schema's key names (sections map to sub-dicts)."""
     hints = get_type_hints(cls)
@@ -169,31 +139,59 @@ def _flat_keys(cfg: Any, prefix: str = "") -> list[str]:
 
 
 def load_config(overrides: list[str] | None = None) -> DictConfig:
-    """Defaults, then an optional `config=file.yaml`, then `key=value` overrides, all checked."""
+    """Defaults, then an optional `config=file.yaml`, then `key=value` overrides, all checked:
+    keys against the schema, types, then every value's range (`configs.checks`)."""
     schema = _schema_tree(Config)
-    cfg = OmegaConf.merge(
-        OmegaConf.structured(Config),
-        _checked(OmegaConf.load(DEFAULT_YAML), schema, str(DEFAULT_YAML)),
-    )
+    cfg = _merge(OmegaConf.structured(Config), _load_file(DEFAULT_YAML, schema))
     dotlist = []
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value (e.g. model.n=201M)")
         key, value = item.split("=", 1)
         if key == "config":
-            cfg = OmegaConf.merge(cfg, _checked(OmegaConf.load(value), schema, value))
+            cfg = _merge(cfg, _load_file(Path(value), schema))
         else:
             _check_keys(schema, key, "command line")
             dotlist.append(item)
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    except Exception as err:  # OmegaConf validation errors: wrong type for a typed key
-        raise ConfigError(f"bad override value: {err}") from err
+    cfg = _merge(cfg, OmegaConf.from_dotlist(dotlist))
+    check_values(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 
 
-def _checked(loaded: DictConfig, schema: dict[str, Any], where: str) -> DictConfig:
+def _load_file(path: Path, schema: dict[str, Any]) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"config={path}: no such file")
+    try:
+        loaded = OmegaConf.load(path)
+    except (YAMLError, OmegaConfBaseException) as err:
+        raise ConfigError(f"config={path} is not valid YAML: {err}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"config={path} must hold sections (model:, data:, ...), not a list")
     for key in _flat_keys(loaded):
-        _check_keys(schema, key, where)
+        _check_keys(schema, key, str(path))
     return loaded
+
+
+def _merge(cfg: DictConfig, update: DictConfig) -> DictConfig:
+    """Merge, turning OmegaConf's type errors into one line that names the key."""
+    try:
+        return OmegaConf.merge(cfg, update)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "a key"
+        value = OmegaConf.select(update, key, default="?") if key != "a key" else "?"
+        raise ConfigError(f"{key}={value!r}: must be {_expected(key)}") from None
+
+
+def _expected(key: str) -> str:
+    """The schema type of `key` in words."""
+    hints = get_type_hints(Config)
+    section, _, name = key.partition(".")
+    kind = get_type_hints(hints[section]).get(name) if section in hints else None
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    for base, word in words.items():
+        if kind is base:
+            return word
+        if kind == base | None:
+            return f"{word} or null"
+    return "of the schema's type"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "flash", "sdpa")
+from configs.checks import ATTN_BACKENDS as BACKENDS
 
 
 def _load_flash() -> tuple[Callable | None, str]:

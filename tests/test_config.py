@@ -131,4 +131,60 @@ def test_flash_is_planned_anywhere_but_trained_only_where_it_imports(tmp_path):
         assert out.returncode == 2 and "flash-attn cannot be imported" in out.stderr
         assert not any(tmp_path.iterdir())
     out = run_cli("--plan", "model.attn_backend=xformers")
-    assert out.returncode == 2 and "choose one of" in out.stderr
+    assert out.returncode == 2 and "must be one of auto, flash, sdpa" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("optim.lr=-1", "optim.lr=-1: must be a positive number or auto"),
+        ("optim.lr=0", "optim.lr=0: must be a positive number or auto"),
+        ("optim.lr=abc", "optim.lr='abc': must be a positive number or auto"),
+        ("optim.min_lr=0", "optim.min_lr=0.0: must be a positive number"),
+        ("optim.warmup_steps=abc", "optim.warmup_steps='abc': must be an integer >= 0 or auto"),
+        ("optim.micro_batch=0", "optim.micro_batch=0: must be an integer >= 1 or auto"),
+        ("optim.beta2=1", "optim.beta2=1.0: must be a number in [0, 1)"),
+        ("data.seq_len=long", "data.seq_len='long': must be an integer"),
+        ("data.code_fraction=1.5", "data.code_fraction=1.5: must be a number in [0, 1]"),
+        ("trainer.devices=0", "trainer.devices=0: must be a positive integer, -1 or auto"),
+        ("trainer.precision=fp8", "trainer.precision='fp8': must be one of auto, 32-true"),
+        ("model.compile=maybe", "model.compile='maybe': must be true or false"),
+        ("cluster.max_nodes=x", "cluster.max_nodes='x': must be an integer or null"),
+        ("config=missing.yaml", "config=missing.yaml: no such file"),
+    ],
+)
+def test_a_value_that_cannot_train_is_one_line_naming_the_key(override, named):
+    with pytest.raises(ConfigError) as err:
+        load_config([override])
+    assert str(err.value).startswith(named) and "\n" not in str(err.value)
+
+
+def test_a_floor_above_the_peak_is_refused():
+    with pytest.raises(ConfigError, match="optim.min_lr=0.01 is above optim.lr=0.001"):
+        load_config(["optim.lr=1e-3", "optim.min_lr=1e-2"])
+    # With lr=auto the peak is Step Law's, known once N and D are: 5.0e-4 for N=49.7M, D=2M.
+    with pytest.raises(ConfigError, match="below optim.min_lr=0.001"):
+        make_plan(load_config(["optim.min_lr=1e-3", "model.n=50M"]), 1, 4096)
+
+
+def test_a_warmup_as_long_as_the_run_is_refused():
+    cfg = load_config(["optim.warmup_steps=500", "optim.batch_tokens=4096", "data.tokens=2M"])
+    with pytest.raises(ConfigError, match="optim.warmup_steps=500 is not shorter than the run"):
+        make_plan(cfg, 1, 4096)  # 2M / 4096 = 488 steps
+
+
+def test_config_errors_answer_before_torch_is_imported():
+    """Torch and Lightning take 5-50 s to import on a loaded machine; a config error or --help
+    must not wait for them."""
+    probe = (
+        "import sys, train\n"
+        "codes = [train.main(a) for a in (['optim.lr=abc'], ['model.n=12Q'], ['--help'],"
+        " ['config=missing.yaml'], ['optm.lr=1'])]\n"
+        "assert codes == [2, 2, 0, 2, 2], codes\n"
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "config error: optim.lr='abc'" in out.stderr
