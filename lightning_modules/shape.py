@@ -1,6 +1,6 @@
 """Decoder shapes as a deterministic function of the target non-embedding size N.
 
-The rule (FACTS.md section 2, from the Farseer work) reproduces the paper's Table 2: among all
+The rule (docs/reference.md §2.3, from the Farseer work) reproduces the paper's Table 2: among all
 (d_model multiple of 64, n_layer, d_ff multiple of 8) that put N within +-0.5% of the target,
 take the one closest to d_ff/d_model = 8/3 and d_model/n_layer = 64.
 """
@@ -17,6 +17,11 @@ D_MODEL_STEP = 64
 D_FF_STEP = 8
 FFN_RATIO = 8 / 3
 ASPECT = 64  # d_model / n_layer
+
+# Table 2's rows are printed as rounded sizes, but the rule reproduces them from the targets
+# 2e8 * 2**(k/2) (2.27B is 2.263e9): the printed name of a row means that row's target.
+TABLE2_NAMES = ("201M", "284M", "398M", "568M", "798M", "1.13B", "1.61B", "2.27B", "3.18B")
+TABLE2_TARGETS = {name: 2e8 * 2 ** (k / 2) for k, name in enumerate(TABLE2_NAMES)}
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ def step_law_batch_tokens(tokens: float) -> float:
 
 
 def warmup_cosine(step: int, peak_lr: float, min_lr: float, warmup: int, total: int) -> float:
-    """Linear warm-up to the peak, then cosine decay to a fixed floor at the last step.
+    """Linear warm-up to the peak, then cosine decay to a fixed floor at the last trained step.
 
-    The floor is an absolute learning rate (1e-5 in Step Law's recipe); a peak below it makes
-    the schedule flat after warm-up.
+    Steps are 0 .. total-1, so the floor is reached at step total-1 (the recipe decays to it; a
+    schedule that reaches it at `total` never trains at it). The floor is an absolute learning
+    rate (1e-5 in Step Law's recipe); a peak below it makes the schedule flat after warm-up.
     """
     floor = min(min_lr, peak_lr)
     if step < warmup:
         return peak_lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, (step - warmup) / max(1, total - 1 - warmup))
     return floor + 0.5 * (peak_lr - floor) * (1 + math.cos(math.pi * progress))

@@ -2,8 +2,11 @@
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from configs import load_config
 from lightning_modules.model import Decoder, DecoderConfig
+from lightning_modules.plan import make_plan
 from lightning_modules.shape import (
     ModelShape,
     shape_for_target,
@@ -36,6 +39,18 @@ def test_rule_reproduces_table_2(k):
         assert with_emb == 565_493_760
     else:
         assert three_digits(with_emb) == n_with_emb
+
+
+@pytest.mark.parametrize(
+    "k, name",
+    enumerate(["201M", "284M", "398M", "568M", "798M", "1.13B", "1.61B", "2.27B", "3.18B"]),
+)
+def test_the_papers_size_names_give_table_2s_shapes(k, name):
+    """A user who types a row's printed size gets that row (2.27e9 itself would give d_ff 6096:
+    the rows are the rule's shapes for 2e8 * 2**(k/2), which the names round)."""
+    _, d_model, d_ff, n_head, n_layer, _ = TABLE_2[k]
+    plan = make_plan(load_config([f"model.n={name}", "data.seq_len=2048"]), 1, 65536)
+    assert plan.shape == ModelShape(d_model=d_model, n_layer=n_layer, d_ff=d_ff, n_head=n_head)
 
 
 def three_digits(x: int) -> float:
@@ -78,11 +93,24 @@ def test_counts_match_the_tensors(shape):
     assert model.embed.weight.data_ptr() != model.head.weight.data_ptr()  # untied
 
 
-def test_flops():
-    shape = ModelShape(d_model=1024, n_layer=16, d_ff=2728, n_head=16)
-    assert training_flops(shape, 10**9) == 6 * 201_195_520 * 10**9
-    per_token = 6 * (201_195_520 + 65536 * 1024) + 12 * 16 * 2048 * 1024
-    assert training_flops_with_attention(shape, 10**9, 2048, 65536) == per_token * 10**9
+def test_flops_match_a_count_of_the_model_itself():
+    """Training FLOPs are 3x the forward's, counted by torch's FlopCounterMode on the decoder
+    (every matmul, the head included) plus the S x S scores counted on explicit matmuls of the
+    attention's shapes (SDPA on CPU is not counted by the counter)."""
+    shape, vocab, seq = ModelShape(d_model=128, n_layer=2, d_ff=344, n_head=2), 300, 32
+    model = Decoder(DecoderConfig(shape=shape, vocab_size=vocab, seq_len=seq))
+    with FlopCounterMode(display=False) as linear:
+        model(torch.zeros(1, seq, dtype=torch.long))
+    q = torch.randn(shape.n_head, seq, shape.head_dim)
+    with FlopCounterMode(display=False) as scores:
+        (q @ q.transpose(1, 2)).softmax(-1) @ q
+    forward = linear.get_total_flops() + shape.n_layer * scores.get_total_flops()
+    assert training_flops_with_attention(shape, seq, seq, vocab) == 3 * forward
+    head = 2 * vocab * shape.d_model * seq
+    assert training_flops(shape, seq) == 3 * (linear.get_total_flops() - head)
+    # Table 2's 201M row on 1B tokens, by hand: 6 * 201,195,520 * 1e9.
+    table2 = ModelShape(d_model=1024, n_layer=16, d_ff=2728, n_head=16)
+    assert training_flops(table2, 10**9) == 1_207_173_120 * 10**9
 
 
 def test_forward_shape():

@@ -1,7 +1,5 @@
 """Step Law values, the run plan built from them, and the learning-rate schedule."""
 
-import math
-
 import pytest
 
 from configs import load_config
@@ -33,6 +31,8 @@ def test_plan_for_the_2_27b_run():
         ]
     )
     plan = make_plan(cfg, world_size=120, vocab_size=65536).as_dict()
+    # Table 2's row: 2.27B is the rule's target 2e8 * 2**3.5, not 2.27e9 (which gives d_ff 6096).
+    assert (plan["d_model"], plan["d_ff"], plan["n_head"], plan["n_layer"]) == (2304, 6064, 36, 36)
     assert plan["global_batch_sequences"] == 1080  # the paper's 120 GPUs x 9
     assert (plan["micro_batch"], plan["grad_accumulation"]) == (9, 1)
     single = make_plan(cfg, world_size=1, vocab_size=65536).as_dict()
@@ -60,12 +60,19 @@ def test_explicit_lr_and_batch():
 
 
 def test_schedule():
-    peak, floor, warmup, total = 1e-3, 1e-5, 10, 110
-    lrs = [warmup_cosine(s, peak, floor, warmup, total) for s in range(total + 1)]
+    """111 steps (0..110), warm-up 10: the decay spans steps 10..110, halfway at step 60, and the
+    last trained step is at the floor."""
+    peak, floor, warmup, total = 1e-3, 1e-5, 10, 111
+    lrs = [warmup_cosine(s, peak, floor, warmup, total) for s in range(total)]
     assert lrs[0] == pytest.approx(peak / warmup)
     assert lrs[warmup - 1] == pytest.approx(peak)
-    assert lrs[warmup + 50] == pytest.approx(
-        floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi / 2))
-    )
-    assert lrs[total] == pytest.approx(floor)
-    assert all(a >= b for a, b in zip(lrs[warmup:], lrs[warmup + 1 :], strict=False))
+    assert lrs[warmup] == pytest.approx(peak)
+    assert lrs[60] == pytest.approx((peak + floor) / 2)
+    assert lrs[total - 1] == pytest.approx(floor, rel=1e-12)
+    assert all(a > b for a, b in zip(lrs[warmup:], lrs[warmup + 1 :], strict=False))
+
+
+def test_a_100_step_run_trains_its_last_step_at_the_floor():
+    """The issue's case: 100 steps ended at 3.1e-4 of the peak instead of the 1e-5 floor."""
+    last = warmup_cosine(99, 1e-3, 1e-5, 20, 100)
+    assert last == pytest.approx(1e-5, rel=1e-12)
