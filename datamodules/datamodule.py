@@ -4,7 +4,8 @@ Training order is a pure function of the global step: global batch g holds seque
 [g*B, (g+1)*B) of the run's mixed stream (`datamodules.mixture`), rank r of W takes the
 r-th contiguous share, and each share is cut into micro-batches. The batches a run sees do not
 depend on the world size, the workers or the micro-batch, and a resumed run starts at the step
-it stopped at. Validation covers every scored token exactly once across ranks.
+it stopped at. Validation covers every scored token exactly once across ranks, and every rank
+runs the same number of forward passes (under FSDP each one is a collective).
 """
 
 from __future__ import annotations
@@ -89,7 +90,12 @@ class ValidationWindows(Dataset):
     def __len__(self) -> int:
         return -(-(len(self.tokens) - 1) // self.seq_len)
 
-    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, j: int | None) -> dict[str, torch.Tensor]:
+        """Window j; None is a padding window that scores nothing (see `rank_windows`)."""
+        if j is None:
+            zeros = torch.zeros(self.seq_len, dtype=torch.int64)
+            fields = ("input", "target", "chars", "bytes", "language")
+            return {**dict.fromkeys(fields, zeros), "scored": zeros.bool()}
         s = self.seq_len
         window = self.tokens[j * s : j * s + s + 1].astype(np.int64)
         targets = slice(j * s + 1, j * s + 1 + len(window) - 1)
@@ -112,6 +118,22 @@ def mixed_stream(pool: TokenPool, code_fraction: float, seq_len: int) -> MixedSt
 def rank_share(n: int, rank: int, world_size: int) -> range:
     """Contiguous, disjoint, covering shares of range(n); no padding, so nothing counts twice."""
     return range(n * rank // world_size, n * (rank + 1) // world_size)
+
+
+class RankWindows(Dataset):
+    """One rank's validation windows, padded with scoring-free windows (None) to the largest
+    share, so that every rank runs the same number of batches."""
+
+    def __init__(self, windows: ValidationWindows, rank: int, world_size: int):
+        share = list(rank_share(len(windows), rank, world_size))
+        longest = -(-len(windows) // world_size)
+        self.windows, self.indices = windows, share + [None] * (longest - len(share))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.windows[self.indices[i]]
 
 
 class PoolDataModule(L.LightningDataModule):
@@ -180,7 +202,9 @@ class PoolDataModule(L.LightningDataModule):
             pool.eos_id,
             self.seq_len,
         )
-        share = torch.utils.data.Subset(windows, rank_share(len(windows), rank, world))
         return DataLoader(
-            share, batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers
+            RankWindows(windows, rank, world),
+            batch_size=self.val_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
         )

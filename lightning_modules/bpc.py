@@ -103,6 +103,8 @@ class ValidationBPC(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values = self.metric.compute()  # reduced across ranks by the metric: no further sync
+        # torchmetrics squeezes one-element results to 0-d: a one-language pool's vectors too.
+        values = {k: v.reshape(-1) if k.startswith("by_language") else v for k, v in values.items()}
         self.result = {k: v.item() for k, v in values.items() if not k.startswith("by_language")}
         self.result["step"] = trainer.global_step
         by_language = {

@@ -121,12 +121,16 @@ class Decoder(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=self.cfg.init_std)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (B, S, V) for token ids (B, S)."""
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the last block (B, S, d), before the final norm."""
         x = self.embed(tokens)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))
+        return x
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, S, V) for token ids (B, S)."""
+        return self.head(self.norm(self.hidden(tokens)))
 
     def parameter_counts(self) -> dict[str, int]:
         """Counts by role, from the tensors themselves (checked against the shape's formulas)."""

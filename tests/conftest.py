@@ -67,6 +67,19 @@ def small_pool(tmp_path_factory) -> TokenPool:
     return prepare(spec, base / "pool", workers=1, progress=False)
 
 
+@pytest.fixture(scope="session")
+def one_language_pool(tmp_path_factory) -> TokenPool:
+    """What a user with a Python-only subset of The Stack has: code only, one language (Python)
+    in training and validation, no NL; vocabulary 384."""
+    base = Path(tmp_path_factory.mktemp("python_pool"))
+    spec = PrepareSpec(
+        code=(str(write_tree(base / "train", 300, 5)),),
+        val=(str(write_tree(base / "val", 30, 6)),),
+        vocab_size=384,
+    )
+    return prepare(spec, base / "pool", workers=1, progress=False)
+
+
 @pytest.fixture
 def paper_fits(tmp_path):
     """The paper's Eq. 1 (Chinchilla) and Eq. 2 (Farseer) typed in as law files."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.datamodule import PoolDataModule, ValidationWindows, rank_share
+from datamodules.datamodule import PoolDataModule, RankWindows, ValidationWindows
 from datamodules.tokenizer import chars_per_token, token_byte_lengths
 from lightning_modules.bpc import BitsPerCharacter, ValidationBPC
 from lightning_modules.model import DecoderConfig
@@ -62,10 +62,43 @@ def test_chars_per_token_splits_multibyte_characters(small_pool):
 
 
 def test_pool_character_counts_are_exact(small_pool):
-    meta = small_pool.meta["val"]
-    assert small_pool.val_chars.sum() == meta["chars"]
-    assert small_pool.val_bytes.sum() == meta["bytes"]
-    assert (small_pool.val_tokens != small_pool.eos_id).sum() == meta["tokens"]
+    """The pool's per-token counts add up to the raw validation files' own characters, bytes and
+    token count (the fixture's 20 files, read and tokenized here, separators excluded)."""
+    files = sorted((small_pool.path.parent / "val").iterdir())
+    texts = [path.read_text(encoding="utf-8") for path in files]
+    assert len(texts) == 20 and any(not t.isascii() for t in texts)
+    assert int(small_pool.val_chars.sum()) == sum(len(t) for t in texts)
+    assert int(small_pool.val_bytes.sum()) == sum(len(t.encode("utf-8")) for t in texts)
+    scored = int((small_pool.val_tokens != small_pool.eos_id).sum())
+    assert scored == sum(len(small_pool.tokenizer.encode(t).ids) for t in texts)
+
+
+def test_validation_logits_and_loss_are_fp32_under_bf16_autocast(small_pool):
+    """The blocks may run in bf16; the output layer and the loss must not: validation's nats
+    match a float64 head on the same hidden states, while a bf16 head is visibly off."""
+    module = make_module(small_pool.vocab_size, 32, uniform=False)
+    torch.manual_seed(1)
+    batch = {
+        "input": torch.randint(0, small_pool.vocab_size, (4, 32)),
+        "target": torch.randint(0, small_pool.vocab_size, (4, 32)),
+    }
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nats = module.validation_step(batch, 0)["nats"]
+        hidden = module.model.hidden(batch["input"])
+        bf16_logits = module.model(batch["input"])
+    model = module.model
+    normed = torch.nn.functional.rms_norm(
+        hidden.double(), (hidden.shape[-1],), model.norm.weight.double(), model.norm.eps
+    )
+    logits = normed @ model.head.weight.double().T
+    exact = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), batch["target"].flatten(), reduction="none"
+    )
+    assert torch.allclose(nats.double(), exact, rtol=1e-6, atol=0)
+    old = torch.nn.functional.cross_entropy(
+        bf16_logits.flatten(0, 1).float(), batch["target"].flatten(), reduction="none"
+    )
+    assert (old.double() / exact - 1).abs().max() > 1e-4  # what bf16 logits cost
 
 
 @pytest.mark.parametrize("seq_len", [7, 32, 100])
@@ -88,25 +121,30 @@ def test_eval_batch_size_does_not_change_bpc(small_pool):
     assert results[0] == pytest.approx(results[2], rel=1e-6)
 
 
-def test_every_token_is_scored_once_across_ranks(small_pool):
+def test_every_token_is_scored_once_across_ranks_in_equal_batch_counts(small_pool):
+    """Shares differ by one window when the count does not divide; padding windows make every
+    rank's length (so its number of forward passes) the same, and score nothing."""
     windows = ValidationWindows(
         small_pool.val_tokens,
         small_pool.val_chars,
         small_pool.val_bytes,
         small_pool.val_token_languages,
         small_pool.eos_id,
-        seq_len=13,
+        seq_len=14,
     )
-    for world in (1, 2, 3):
-        chars = tokens = 0
-        seen = []
-        for rank in range(world):
-            for j in rank_share(len(windows), rank, world):
-                w = windows[j]
-                seen.append(j)
+    assert len(windows) % 3 and len(windows) % 4  # uneven shares for 3 and 4 ranks
+    for world in (1, 2, 3, 4):
+        shares = [RankWindows(windows, rank, world) for rank in range(world)]
+        assert len({len(share) for share in shares}) == 1
+        assert len(shares[0]) == -(-len(windows) // world)
+        real = [j for share in shares for j in share.indices if j is not None]
+        assert sorted(real) == list(range(len(windows)))
+        tokens = chars = 0
+        for share in shares:
+            for i in range(len(share)):
+                w = share[i]
                 tokens += int(w["scored"].sum())
-                chars += int(w["chars"].sum())
-        assert sorted(seen) == list(range(len(windows)))
+                chars += int(w["chars"][w["scored"]].sum())
         assert tokens == small_pool.meta["val"]["tokens"]
         assert chars == small_pool.meta["val"]["chars"]
 
