@@ -33,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-import train
 from configs import ConfigError, load_config
+from datamodules.config_pool import pool_source
 from laws.collect import LOG, run_state
 from laws.design import launch_plan
 
@@ -212,7 +212,7 @@ srun {command}
 
 def sbatch_script(run: SweepRun, cpus: int, time: str) -> str:
     cfg = load_config(run.overrides)
-    vocab_size = train.pool_source(cfg)[2]
+    vocab_size = pool_source(cfg).vocab_size
     plan = launch_plan(cfg, vocab_size)
     placement = [
         f"trainer.num_nodes={plan.layout.num_nodes}",

@@ -71,7 +71,7 @@ class PreemptionCheckpoint(L.Callback):
         if not at_step_boundary(trainer):
             connector.received_sigterm = False  # hold Lightning's stop until the step is whole
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the whole state, to resume
         connector.received_sigterm = True
 
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 
 from omegaconf import DictConfig
 
-from configs import ConfigError, format_size, parse_size
-from lightning_modules.attention import BACKENDS
+from configs import ConfigError, parse_size
 from lightning_modules.resources import Layout, choose_layout, estimate_micro_batch
 from lightning_modules.shape import (
+    TABLE2_TARGETS,
     ModelShape,
     shape_for_target,
     training_flops,
@@ -64,10 +64,24 @@ class RunPlan:
         """Tokens actually trained on: whole global batches."""
         return self.steps * self.global_batch_tokens
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should know before spending compute on this plan."""
+        embedding = self.shape.n_params_with_embedding(self.vocab_size) - self.shape.n_params
+        if embedding <= self.shape.n_params:
+            return []
+        return [
+            f"the embedding and output layers hold {embedding:,} parameters, "
+            f"{embedding / self.shape.n_params:.1f}x the non-embedding N={self.shape.n_params:,} "
+            f"that laws fit on (vocabulary {self.vocab_size}, d_model {self.shape.d_model}): at "
+            "this size they dominate compute and capacity; a smaller vocabulary keeps N meaningful"
+        ]
+
     def as_dict(self) -> dict:
         s = self.shape
         return {
             **s.as_dict(),
+            "n_target": self.n_target,
             "n_params": s.n_params,
             "n_params_with_embedding": s.n_params_with_embedding(self.vocab_size),
             "vocab_size": self.vocab_size,
@@ -109,11 +123,20 @@ def model_shape(model: DictConfig) -> tuple[ModelShape, int | None]:
                 f"model.n_head={explicit['n_head']}"
             )
         return ModelShape(**explicit), None
-    n_target = parse_size(model.n, "model.n")
+    n_target = table2_target(parse_size(model.n, "model.n"))
     try:
-        return shape_for_target(n_target, model.head_dim), n_target
+        return shape_for_target(n_target, model.head_dim), round(n_target)
     except ValueError as err:
         raise ConfigError(f"model.n={model.n}: {err}") from err
+
+
+def table2_target(n: int) -> float:
+    """The rule's target for a size written as one of Table 2's row names (2.27B: 2e8 * 2**3.5,
+    which gives the row's d_ff 6064; 2.27e9 itself would give 6096), else the size itself."""
+    for name, target in TABLE2_TARGETS.items():
+        if n == parse_size(name):
+            return target
+    return float(n)
 
 
 def micro_batch(cfg: DictConfig, shape: ModelShape, vocab_size: int, world_size: int) -> int:
@@ -151,19 +174,29 @@ def batch_layout(cfg: DictConfig, target_sequences: float, micro: int, world_siz
     return choose_layout(target_sequences, micro, per_node, nodes)
 
 
+def world_size(cfg: DictConfig) -> int:
+    """Devices x nodes as Lightning will resolve them ('auto': every GPU, or one CPU process)."""
+    devices = cfg.trainer.devices
+    if devices == "auto" or devices == -1:
+        import torch  # only here: a plan for a CPU or an explicit device count needs no torch
+
+        on_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        devices = torch.cuda.device_count() if on_gpu else 1
+    return int(devices) * cfg.trainer.num_nodes
+
+
 def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
-    # Only the name: a plan (or a SLURM script) may be made on a login node without flash-attn;
-    # train.py checks that the backend imports where the run trains.
-    if cfg.model.attn_backend not in BACKENDS:
-        raise ConfigError(
-            f"model.attn_backend={cfg.model.attn_backend!r}: choose one of {', '.join(BACKENDS)}"
-        )
+    # The backend's name is checked with the config; whether it imports is checked where the
+    # run trains (a plan, or a SLURM script, may be made on a login node without flash-attn).
     shape, n_target = model_shape(cfg.model)
     tokens = parse_size(cfg.data.tokens, "data.tokens")
     seq_len = cfg.data.seq_len
-    if seq_len < 1:
-        raise ConfigError(f"data.seq_len must be positive, got {seq_len}")
     lr = step_law_lr(shape.n_params, tokens) if cfg.optim.lr == "auto" else float(cfg.optim.lr)
+    if lr < cfg.optim.min_lr:
+        raise ConfigError(
+            f"Step Law's learning rate for N={shape.n_params:,}, D={tokens:,} is {lr:.3g}, below "
+            f"optim.min_lr={cfg.optim.min_lr}: lower optim.min_lr or set optim.lr"
+        )
     batch_tokens = (
         step_law_batch_tokens(tokens)
         if cfg.optim.batch_tokens == "auto"
@@ -191,6 +224,11 @@ def warmup_steps(cfg: DictConfig, steps: int) -> int:
     warmup = cfg.optim.warmup_steps
     if warmup == "auto":
         return min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * steps)))
+    if warmup >= steps:
+        raise ConfigError(
+            f"optim.warmup_steps={warmup} is not shorter than the run ({steps} steps): the rate "
+            f"would never decay; use fewer than {steps} steps, or auto"
+        )
     return int(warmup)
 
 
@@ -230,8 +268,3 @@ def resumed_plan(cfg: DictConfig, plan: RunPlan, saved: dict) -> RunPlan:
             "with the original settings, or pick another run.name to start a new run"
         )
     return resumed
-
-
-def default_run_name(cfg: DictConfig, plan: RunPlan) -> str:
-    n = format_size(plan.n_target or plan.shape.n_params)
-    return f"n{n}_d{format_size(plan.tokens_requested)}_code{round(100 * cfg.data.code_fraction)}"

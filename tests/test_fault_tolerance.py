@@ -9,12 +9,17 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import train
 from configs import load_config
+from datamodules.datamodule import PoolDataModule
+from lightning_modules import run as runner
+from lightning_modules.bpc import ValidationBPC
 from lightning_modules.guards import WallClock
+from lightning_modules.module import DecoderLM
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -98,9 +103,60 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(small_pool, tmp_path,
     resumed = result(tmp_path, "killed")
     assert resumed["steps"] == uninterrupted["steps"]
     assert resumed["val_bpc"] == uninterrupted["val_bpc"]  # bit-identical on CPU
-    # TensorBoard keeps writing into the same run folder: one more event file per process.
-    events = list((tmp_path / "killed" / "tb").glob("events.out.tfevents.*"))
-    assert len({path.name.split(".")[-2] for path in events}) == 2
+    # Two sessions, one curve: what the killed one logged after its checkpoint is purged.
+    steps = logged_steps(tmp_path / "killed" / "tb", "train/loss")
+    assert steps == sorted(set(steps)) and steps[-1] >= resumed["steps"] - 10
+    assert logged_steps(tmp_path / "killed" / "tb", "train/lr") == steps  # one lr curve
+
+
+def logged_steps(tb_dir: Path, tag: str) -> list[int]:
+    """The steps TensorBoard shows for `tag`, read the way TensorBoard reads a run folder."""
+    events = EventAccumulator(str(tb_dir))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
+
+
+def assert_quiet(output: str) -> None:
+    """Lightning's messages that do not apply to these runs stay out of what the user reads."""
+    for noise in ("litlogger", "not resumable", "weights_only", "LeafSpec", "Total Flops"):
+        assert noise not in output, noise
+
+
+def test_a_kill_before_the_first_checkpoint_starts_over_with_one_curve(small_pool, tmp_path):
+    cmd = train_cmd(small_pool, tmp_path, "early", "data.tokens=60K")
+    events = tmp_path / "early" / "tb"
+    process = subprocess.Popen(cmd, cwd=ROOT, env=DETERMINISTIC, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(events.glob("events.out.tfevents.*")):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert not (tmp_path / "early" / "checkpoints").exists()
+    done = run_to_end(cmd)
+    assert "an earlier attempt left no checkpoint; the run starts over" in done.stdout
+    writers = {path.name.split(".")[-2] for path in events.glob("events.out.tfevents.*")}
+    assert len(writers) == 1  # only the new attempt's process wrote events
+    steps = logged_steps(events, "train/loss")
+    assert steps == sorted(set(steps))
+
+
+def test_resume_refuses_other_data(small_pool, tmp_path):
+    """Stopped on one pool and rerun without data.pool, a run would resume on the embedded pool
+    (another tokenizer) and record a result of neither; so would another mixture."""
+    cmd = train_cmd(
+        small_pool, tmp_path, "moved", "data.tokens=60K", "trainer.checkpoint_every_steps=10"
+    )
+    start_and_signal(cmd, tmp_path / "moved" / "checkpoints" / "last.ckpt", signal.SIGKILL)
+    without_pool = [arg for arg in cmd if not arg.startswith("data.pool=")]
+    out = subprocess.run(without_pool, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "holds a checkpoint of a different run" in out.stderr
+    assert "pool: " in out.stderr and "tokenizer: " in out.stderr
+    out = subprocess.run(
+        [*cmd, "run.seed=3"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 2 and "run.seed: 0 -> 3" in out.stderr
+    assert not (tmp_path / "moved" / "result.json").exists()
 
 
 def test_sigterm_saves_a_checkpoint_and_exits(small_pool, tmp_path, uninterrupted):
@@ -113,8 +169,9 @@ def test_sigterm_saves_a_checkpoint_and_exits(small_pool, tmp_path, uninterrupte
     output = process.stdout.read().decode()
     assert process.returncode == 143, output[-3000:]
     assert "stopped by SIGTERM" in output
-    run_to_end(cmd)
+    resumed = run_to_end(cmd)
     assert result(tmp_path, "preempted")["val_bpc"] == uninterrupted["val_bpc"]
+    assert_quiet(output + resumed.stdout + resumed.stderr)
 
 
 def test_non_finite_loss_is_a_recorded_failure(small_pool, tmp_path):
@@ -129,12 +186,12 @@ def test_non_finite_loss_is_a_recorded_failure(small_pool, tmp_path):
             "trainer.log_every_steps=2",
         ]
     )
-    with pytest.raises(train.RunFailed, match="loss became"):
-        train.train(cfg)
+    with pytest.raises(runner.RunFailed, match="loss became"):
+        runner.train(cfg)
     failed = result(tmp_path, "nan")
     assert failed["status"] == "failed" and failed["step"] > 0
-    with pytest.raises(train.RunFailed, match="failed before"):
-        train.train(cfg)  # never resumed silently
+    with pytest.raises(runner.RunFailed, match="failed before"):
+        runner.train(cfg)  # never resumed silently
 
 
 def test_two_process_ddp_matches_one_process(small_pool, tmp_path):
@@ -149,6 +206,37 @@ def test_two_process_ddp_matches_one_process(small_pool, tmp_path):
     assert two["plan"]["world_size"] == 2 and one["steps"] == two["steps"]
     assert two["val_chars"] == one["val_chars"]  # every validation token once across ranks
     assert two["val_bpc"] == pytest.approx(one["val_bpc"], rel=0.01)
+
+
+def test_three_ranks_validate_in_equal_batch_counts_exactly(small_pool, tmp_path):
+    """Validation windows not divisible by 3, one window per batch: without padding the ranks'
+    batch counts differ (a hang under FSDP). Padded, the three ranks' BPC is the one-process BPC
+    of the same final weights, and every token is scored once."""
+    seq_len = 48
+    windows = -(-(len(small_pool.val_tokens) - 1) // seq_len)
+    assert windows % 3  # shares of unequal size
+    run_to_end(
+        train_cmd(
+            small_pool,
+            tmp_path,
+            "three",
+            *("data.tokens=30K", "optim.batch_tokens=144", f"data.seq_len={seq_len}"),
+            *("optim.micro_batch=1", "trainer.devices=3", "trainer.strategy=ddp"),
+        )
+    )
+    three = result(tmp_path, "three")
+    assert three["plan"]["world_size"] == 3
+    assert three["val_chars"] == small_pool.meta["val"]["chars"]
+    checkpoint = torch.load(tmp_path / "three" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == three["steps"]
+    module = DecoderLM(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    bpc = ValidationBPC()
+    datamodule = PoolDataModule(lambda: small_pool, lambda: None, 1.0, seq_len, 1, 1, 1, 7)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[bpc])
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    assert bpc.result["chars"] == three["val_chars"]
+    assert bpc.result["bpc"] == pytest.approx(three["val_bpc"], rel=1e-6)
 
 
 def test_resume_on_two_devices_keeps_the_global_batch(small_pool, tmp_path):
@@ -183,7 +271,7 @@ def test_resume_refuses_a_changed_plan(small_pool, tmp_path):
         [*cmd, "data.tokens=80K"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 2
-    assert "tokens_requested: 60000 -> 80000" in done.stderr
+    assert "data.tokens: 60000 -> 80000" in done.stderr
     odd = subprocess.run(
         [*cmd, "trainer.devices=4", "trainer.strategy=ddp"],
         cwd=ROOT,
@@ -208,8 +296,8 @@ def test_non_finite_loss_after_the_last_check_is_still_a_failure(small_pool, tmp
             "trainer.log_every_steps=100000",
         ]
     )
-    with pytest.raises(train.RunFailed, match="validation BPC is nan"):
-        train.train(cfg)
+    with pytest.raises(runner.RunFailed, match="validation BPC is nan"):
+        runner.train(cfg)
     assert result(tmp_path, "late_nan")["status"] == "failed"
 
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 import sweep
-import train
 from configs import load_config
 from laws.cli import main as laws_main
+from lightning_modules import run as runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def test_rerun_executes_only_missing_runs(small_pool, tmp_path, monkeypatch, cap
     ]
     file = write_sweep(tmp_path / "mini.yaml", runs, overrides)
     _, planned = sweep.read_sweep(file, [f"run.dir={tmp_path / 'runs'}"])
-    train.train(load_config(planned[0].overrides))  # one run finished before the sweep starts
+    runner.train(load_config(planned[0].overrides))  # one run finished before the sweep starts
 
     report = json.loads(_laws(capsys, "collect", str(tmp_path / "runs" / "mini"), "--json"))
     assert report["completed"] == 1 and {r["name"] for r in report["missing"]} == {"r16", "r24"}

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-import train
 from configs import load_config
+from lightning_modules import run as runner
 
 
 def tiny_run(pool, run_dir, *extra):
@@ -41,7 +41,7 @@ def unigram_bpc_by_hand(pool) -> float:
 
 def test_end_to_end_run_writes_result(small_pool, tmp_path):
     cfg = tiny_run(small_pool, tmp_path)
-    result = train.train(cfg)
+    result = runner.train(cfg)
     run_dir = tmp_path / "tiny"
     saved = json.loads((run_dir / "result.json").read_text())
     assert saved == json.loads(json.dumps(result))
@@ -68,17 +68,17 @@ def test_end_to_end_run_writes_result(small_pool, tmp_path):
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     # A completed run is not trained again.
-    assert train.train(cfg)["finished_at"] == saved["finished_at"]
+    assert runner.train(cfg)["finished_at"] == saved["finished_at"]
 
 
 def test_budget_larger_than_pool_fails_with_numbers(small_pool, tmp_path):
     cfg = tiny_run(small_pool, tmp_path, "data.tokens=50M")
     with pytest.raises(ValueError, match="lower data.tokens"):
-        train.train(cfg)
+        runner.train(cfg)
 
 
 def test_per_language_bpc_is_reported(small_pool, tmp_path):
-    saved = train.train(tiny_run(small_pool, tmp_path, "data.tokens=20K"))
+    saved = runner.train(tiny_run(small_pool, tmp_path, "data.tokens=20K"))
     by_language = saved["val_bpc_by_language"]
     chars = {k: v["chars"] for k, v in small_pool.meta["val"]["by_language"].items()}
     assert set(by_language) == set(chars) == {"Python", "Java"}
@@ -92,6 +92,6 @@ def test_a_corrupt_result_is_named_and_kept(small_pool, tmp_path):
     result = tmp_path / "tiny" / "result.json"
     result.parent.mkdir()
     result.write_text('{"status": "compl')
-    with pytest.raises(train.RunFailed, match="result.json is not valid JSON"):
-        train.train(tiny_run(small_pool, tmp_path))
+    with pytest.raises(runner.RunFailed, match="result.json is not valid JSON"):
+        runner.train(tiny_run(small_pool, tmp_path))
     assert result.read_text() == '{"status": "compl'
