@@ -38,7 +38,7 @@ from laws.validate import Cutoff
 
 PAGE_WIDTH = 6.5  # inches: a paper's text width
 CHINCHILLA_RATIO = 20.0  # Hoffmann et al.'s tokens per parameter
-PAPER_N_RANGE = (2e8, 3.8e9)  # FACTS.md section 1: the study's design, for laws without data
+PAPER_N_RANGE = (2e8, 3.8e9)  # docs/reference.md §1: the study's design, for laws without data
 PAPER_D_RANGE = (2e9, 128e9)
 STYLE = {
     "font.size": 8,

@@ -1,4 +1,4 @@
-"""Chinchilla fit by Hoffmann et al.'s Approach 3 (FACTS.md section 5).
+"""Chinchilla fit by Hoffmann et al.'s Approach 3 (docs/reference.md §5.1).
 
 Parameters x = (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e; the prediction of ln L is
 LSE(a - alpha ln N, b - beta ln D, e), and the objective is the SUM over runs of the Huber loss

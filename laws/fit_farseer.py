@@ -1,4 +1,4 @@
-"""Farseer fit: the piecewise differential method (FACTS.md section 5), then a joint refinement.
+"""Farseer fit: the piecewise differential method (docs/reference.md §5.2), then a joint refinement.
 
 Write the law as L = exp(s N^q + S) + c(N) D^-k(N) with c(N) = exp(B N^b + Q) and
 k(N) = exp(A N^a + E). For one N, the loss difference between two runs at D_lo < D_hi is

@@ -2,7 +2,7 @@
 
 Chinchilla has a closed form. Farseer is searched numerically over ln N inside a trust region
 around the fitted data: taken literally it decreases again towards absurd N with tiny D
-(FACTS.md section 4), so the search returns the local optimum inside the region and warns when
+(docs/reference.md §4.3), so the search returns the local optimum inside the region and warns when
 the surface falls below it outside.
 """
 

@@ -1,4 +1,4 @@
-"""Published laws and the study's run design, typed in from the paper (FACTS.md sections 1, 4, 5)
+"""Published laws and the study's run design, typed in from the paper (docs/reference.md §1, §4, §5)
 so they can be used, compared and tested like fitted ones."""
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_eq1_closed_form_at_the_table_1_budget():
     assert opt.d_over_n == pytest.approx(199, abs=1)
     assert opt.n_opt == pytest.approx(2.1e9, rel=0.02)
     assert 6 * opt.n_opt * opt.d_opt == pytest.approx(C, rel=1e-12)
-    # the formula of FACTS.md section 5, by hand
+    # the formula of docs/reference.md §5.1, by hand
     a, b = 0.4853, 0.2983
     g = (a * 534.374 / (b * 76.0743)) ** (1 / (a + b))
     assert opt.n_opt == pytest.approx(g * (C / 6) ** (b / (a + b)), rel=1e-12)

@@ -104,14 +104,14 @@ def test_bootstrap_of_farseer_warm_refits():
 
 def eq2_optimal_d_over_n(compute: float) -> float:
     """Eq. 2's local compute optimum by brute force: D = C / 6N on a fine N grid, 0.5B-20B
-    (below the runaway towards huge N, FACTS.md section 4)."""
+    (below the runaway towards huge N, docs/reference.md §4.3)."""
     n = np.geomspace(5e8, 2e10, 400_001)
     best = n[np.argmin(EQ2_FARSEER.predict(n, compute / (6 * n)))]
     return compute / (6 * best) / best
 
 
 def test_eq2_optimum_by_brute_force():
-    assert eq2_optimal_d_over_n(5.36e21) == pytest.approx(154.8, abs=0.1)  # FACTS: ~155
+    assert eq2_optimal_d_over_n(5.36e21) == pytest.approx(154.8, abs=0.1)  # docs/reference.md §4.3: ~155
 
 
 def test_bootstrap_of_farseer_reports_failures():

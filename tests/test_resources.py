@@ -11,7 +11,7 @@ from lightning_modules.plan import make_plan
 from lightning_modules.resources import choose_layout, estimate_micro_batch
 from lightning_modules.shape import ModelShape
 
-# The paper's Table 1 (FACTS.md section 3): N, D, MBZ; Step Law's batch in sequences of 2048
+# The paper's Table 1 (docs/reference.md §3.3): N, D, MBZ; Step Law's batch in sequences of 2048
 # (0.58 D^0.571 / 2048, by hand: 620.0, 1089.7, 1456.8); the layout the rule picks over 1..32
 # nodes of 8 GPUs (nodes, accumulation, GBZ). 2.27B and 1.34B are the paper's own layouts.
 TABLE_1 = [
@@ -65,7 +65,7 @@ def test_table1_compute_by_convention():
         n_value, d_value = float(n[:-1]) * 1e9, float(d[:-1]) * 1e9
         assert 6 * n_value * d_value == pytest.approx(by_hand[n], rel=1e-3)
         d_model, layers, d_ff = TABLE_1_SHAPES[n]
-        exact_n = layers * d_model * (4 * d_model + 3 * d_ff)  # FACTS.md section 2
+        exact_n = layers * d_model * (4 * d_model + 3 * d_ff)  # docs/reference.md §2.1
         assert exact_n == pytest.approx(n_value, rel=0.006)
         embedding = 6 * (exact_n + 2 * 65536 * d_model) * d_value
         assert embedding == pytest.approx(with_embedding[n], rel=1e-3)
