@@ -29,7 +29,11 @@ def error_summary(law: Law, runs: Runs, weights: np.ndarray | None = None) -> di
 
 @dataclass
 class Fit:
-    """A fitted law with its in-sample errors; `details` holds method-specific diagnostics."""
+    """A fitted law with its in-sample errors; `details` holds method-specific diagnostics.
+
+    `problems` lists why the fit should not be trusted (an optimiser that did not converge, a
+    parameter on a search bound, ...), in words a user can act on; none means status "ok".
+    """
 
     law: Law
     method: str
@@ -38,12 +42,19 @@ class Fit:
     n_runs: int
     domain: dict[str, list[float]]
     details: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "unreliable" if self.problems else "ok"
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.law.to_json(),
             "domain": self.domain,
             "fit": {
+                "status": self.status,
+                "problems": list(self.problems),
                 "method": self.method,
                 "n_runs": self.n_runs,
                 "objective": self.objective,
