@@ -161,6 +161,7 @@ def _fit_text(fit: Fit) -> str:
     params = ", ".join(f"{k}={v:.6g}" for k, v in fit.law.params.items())
     e = fit.errors
     lines = [
+        f"status: {fit.status}" + "".join(f"\n  problem: {p}" for p in fit.problems),
         f"{fit.law.name} ({fit.method}) on {fit.n_runs} runs: {params}",
         f"relative error: mean {e['mean_rel_error']:.3%}, max {e['max_rel_error']:.3%}, "
         f"signed {e['signed_rel_error']:+.3%}; objective {fit.objective:.6g}; "
@@ -200,7 +201,9 @@ def _bootstrap_text(boot: dict[str, Any]) -> str:
         f"(seed {boot['seed']}, {boot['level']:.0%} percentile intervals)"
     )
     if boot["failed"]:
-        head += f"; {boot['failed']} failed, first: {boot['first_failure']}"
+        head += f"; {boot['failed']} failed (left out), first: {boot['first_failure']}"
+    if boot["unreliable"]:
+        head += f"; {boot['unreliable']} of the kept refits have status unreliable"
     return (
         head
         + "\n"

@@ -156,6 +156,7 @@ def fit(
         best_x, best_f, best_status = _best(x_end, f_end, status)
     law = to_law(best_x)
     at_best = int(np.sum(np.isclose(f_end, best_f, rtol=1e-6, atol=1e-15)))
+    max_gradient = float(np.abs(huber_objective(best_x, *data)[1]).max())
     return Fit(
         law=law,
         method="hoffmann-approach-3",
@@ -168,11 +169,38 @@ def fit(
             "starts": len(starts),
             **stop_counts(status),
             "best_converged": bool(best_status in CONVERGED),  # the kept end point's own run
-            "best_max_gradient": float(np.abs(huber_objective(best_x, *data)[1]).max()),
+            "best_max_gradient": max_gradient,
             "starts_at_best": at_best,  # ended within 1e-6 of the best: the basin's reach
             "huber_delta": delta,
         },
+        problems=chinchilla_problems(law, runs, best_status in CONVERGED, max_gradient),
     )
+
+
+# A kept end point that stalled (the line search found no decrease) is still a stationary point
+# when its gradient is this small: the objective's rounding, not a failed fit.
+STATIONARY_GRADIENT = 1e-6
+# E this far below the smallest loss is the optimiser sending ln E to -inf: the runs do not
+# identify an irreducible loss, and alpha or beta then absorb it.
+VANISHING_E = 1e-3
+
+
+def chinchilla_problems(
+    law: Chinchilla, runs: Runs, converged: bool, max_gradient: float
+) -> list[str]:
+    problems = []
+    if not converged and max_gradient > STATIONARY_GRADIENT:
+        problems.append(
+            f"the best start did not converge (max |gradient| {max_gradient:.2g} > "
+            f"{STATIONARY_GRADIENT:g})"
+        )
+    e, floor = law.params["E"], float(np.min(runs.loss))
+    if e < VANISHING_E * floor:
+        problems.append(
+            f"E = {e:.3g} is at its floor (below {VANISHING_E:g} x the smallest loss "
+            f"{floor:.4g}): these runs do not identify an irreducible loss"
+        )
+    return problems
 
 
 def stop_counts(status: np.ndarray) -> dict[str, int]:

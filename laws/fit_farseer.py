@@ -97,7 +97,7 @@ def fit(
         theta = next(iter(candidates.values()))
         candidates["joint"], converged, nfev = _joint(theta, ln_n, ln_d, ln_loss, w)
         notes = {"joint_converged": converged, "joint_evaluations": nfev}
-    reports, laws = {}, {}
+    reports, laws, usable = {}, {}, []
     for name, t in candidates.items():
         laws[name] = _to_law(t, ln_n0)
         reports[name] = {
@@ -105,7 +105,25 @@ def fit(
             "objective": _objective(t, ln_n, ln_d, ln_loss, w),
             **error_summary(laws[name], runs, w),
         }
-    chosen = min(reports, key=lambda name: reports[name]["mean_rel_error"])
+        finite = np.all(np.isfinite(t)) and np.isfinite(reports[name]["mean_rel_error"])
+        if finite and not (name == "joint" and not notes["joint_converged"]) and name != "start":
+            usable.append(name)  # a warm start is only a start, never an answer
+    if not usable:
+        raise LawsError(
+            "the Farseer fit failed: "
+            + "; ".join(
+                f"{k}: mean relative error {r['mean_rel_error']}" for k, r in reports.items()
+            )
+            + (
+                " (the joint refinement did not converge)"
+                if notes.get("joint_converged") is False
+                else ""
+            )
+        )
+    chosen = min(usable, key=lambda name: reports[name]["mean_rel_error"])
+    problems = farseer_problems(laws[chosen], chosen)
+    if "joint" in candidates and "joint" not in usable:
+        problems.append("the joint refinement did not converge or went non-finite; not used")
     return Fit(
         law=laws[chosen],
         method=f"farseer-{chosen}",
@@ -114,7 +132,27 @@ def fit(
         n_runs=len(runs),
         domain=runs.domain(),
         details={"chosen": chosen, **notes, "candidates": reports},
+        problems=problems,
     )
+
+
+def farseer_problems(law: Farseer, chosen: str) -> list[str]:
+    """The Farseer procedure's sign constraints (the D-coefficient grows as B N^b with B > 0,
+    b < 0), and piecewise exponents left on the edge of their search grid."""
+    p, problems = law.params, []
+    if not (p["B"] > 0 and p["b"] < 0):
+        problems.append(
+            f"violates the procedure's sign constraints B > 0, b < 0 (B = {p['B']:.3g}, "
+            f"b = {p['b']:.3g})"
+        )
+    if chosen == "piecewise":
+        low, high = EXPONENT_GRID.min(), EXPONENT_GRID.max()
+        gap = EXPONENT_GRID[EXPONENT_GRID > 0].min()
+        for name in "qba":
+            x = p[name]
+            if np.isclose(abs(x), high) or abs(x) <= gap * (1 + 1e-9) or not low <= x <= high:
+                problems.append(f"exponent {name} = {x:.4g} is on its search grid's edge")
+    return problems
 
 
 def _objective(theta: np.ndarray, ln_n, ln_d, ln_loss, w) -> float:

@@ -28,6 +28,7 @@ from laws.optimal import TrustRegion, compute_optimal
 from laws.parallel import available_cores, parallel_map
 
 REFITS = ("warm", "full")
+UNRELIABLE = "__unreliable__"  # a refit's status, carried beside its quantities
 _CUTOFF = re.compile(r"^\s*([nc])\s*[<:]\s*(\S+)\s*$", re.IGNORECASE)
 
 
@@ -121,7 +122,8 @@ class Bootstrap:
     samples: np.ndarray  # (successful resamples, quantities)
     estimate: dict[str, float]
     resamples: int
-    failures: list[str]
+    failures: list[str]  # refits that raised or gave non-finite quantities: not in `samples`
+    unreliable: int  # kept refits whose fit status was not "ok"
     seed: int
     level: float
     refit_from: str
@@ -129,7 +131,7 @@ class Bootstrap:
     def interval(self, name: str) -> tuple[float, float]:
         column = self.samples[:, self.names.index(name)]
         tail = 50 * (1 - self.level)
-        low, high = np.nanpercentile(column, [tail, 100 - tail])
+        low, high = np.percentile(column, [tail, 100 - tail])  # failed draws are not in it
         return float(low), float(high)
 
     def to_json(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class Bootstrap:
             low, high = self.interval(name)
             table[name] = {
                 "estimate": self.estimate.get(name),
-                "median": float(np.nanmedian(self.samples[:, i])),
+                "median": float(np.median(self.samples[:, i])),
                 "low": low,
                 "high": high,
             }
@@ -146,6 +148,7 @@ class Bootstrap:
             "resamples": self.resamples,
             "succeeded": int(len(self.samples)),
             "failed": len(self.failures),
+            "unreliable": self.unreliable,
             "first_failure": self.failures[0] if self.failures else None,
             "seed": self.seed,
             "level": self.level,
@@ -228,13 +231,15 @@ def bootstrap(
     if len(failures) == resamples:
         raise LawsError(f"every bootstrap refit failed; the first: {failures[0]}")
     names = list(estimate)
-    samples = [[r[k] for k in names] for r in results if isinstance(r, dict)]
+    kept = [r for r in results if isinstance(r, dict)]
+    samples = [[r[k] for k in names] for r in kept]
     return Bootstrap(
         names=names,
         samples=np.array(samples, dtype=float),
         estimate=estimate,
         resamples=resamples,
         failures=failures,
+        unreliable=int(sum(r[UNRELIABLE] for r in kept)),
         seed=seed,
         level=level,
         refit_from=refit_from,
@@ -256,7 +261,13 @@ def _refit(
         present = np.flatnonzero(counts)
         try:
             fit = fit_law(runs.subset(present), law, weights=counts[present], **options)
-            out.append({**fit.law.params, **derive(fit.law)})
         except LawsError as error:
             out.append(f"resample {number}: {error}")
+            continue
+        values = {**fit.law.params, **derive(fit.law)}
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            out.append(f"resample {number}: non-finite {', '.join(bad)}")
+        else:
+            out.append({**values, UNRELIABLE: float(fit.status != "ok")})
     return out

@@ -51,6 +51,9 @@ def test_round_trip_through_the_command_line(tmp_path):
     assert printed == saved
     assert saved["law"] == "chinchilla" and set(saved["params"]) == {"E", "A", "alpha", "B", "beta"}
     assert saved["fit"]["starts"] == 243 and saved["fit"]["mean_rel_error"] < 0.005
+    assert (saved["fit"]["status"], saved["fit"]["problems"]) == ("ok", [])
+    text = laws_cli(f"fit {table} --law chinchilla --grid coarse")
+    assert text.returncode == 0 and text.stdout.startswith("status: ok")
 
     predicted = laws_cli(f"predict --fit {fit_file} --n 2.27B --d 341B --json")
     assert predicted.returncode == 0, predicted.stderr

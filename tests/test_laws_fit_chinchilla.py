@@ -218,3 +218,16 @@ def test_bad_options_are_rejected():
         fit_law(runs, "chinchilla", delta=0)
     with pytest.raises(LawsError, match="unknown law"):
         fit_law(runs, "kaplan")
+
+
+def test_a_clean_fit_is_ok_and_a_vanishing_e_is_flagged():
+    """At the paper's noise (0.8%) Eq. 1's own runs fit with status ok; runs drawn from a law
+    with no irreducible term (E = 1e-9, a hundred million times below the losses) cannot
+    identify E, and the fit must say so instead of reporting E as a finding."""
+    ok = fit_law(synthetic(TRUTH, 60, 0.008, 11), "chinchilla", starts=SMALL_GRID)
+    assert ok.status == "ok" and ok.problems == []
+    no_floor = Chinchilla(E=1e-9, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
+    flagged = fit_law(synthetic(no_floor, 60, 0.008, 12), "chinchilla", starts=SMALL_GRID)
+    assert flagged.status == "unreliable"
+    assert any("E = " in p and "at its floor" in p for p in flagged.problems)
+    assert flagged.to_json()["fit"]["status"] == "unreliable"

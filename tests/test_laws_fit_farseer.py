@@ -5,8 +5,8 @@ import pytest
 from scipy.optimize import check_grad
 
 from laws import LawsError, Runs, fit_law
-from laws.fit_farseer import _box_cox_log_terms, _from_box_cox, _to_box_cox
-from laws.forms import farseer_log_terms
+from laws.fit_farseer import _box_cox_log_terms, _from_box_cox, _to_box_cox, farseer_problems
+from laws.forms import Farseer, farseer_log_terms
 from laws.paper import EQ2_FARSEER, paper_design
 
 
@@ -128,3 +128,23 @@ def test_box_cox_coordinates():
                 phi,
             )
             assert err < 1e-6
+
+
+def test_a_warm_start_is_never_returned_unrefitted():
+    """The bootstrap's warm refits start from a law; with no refinement there is no answer, and
+    with it the answer is the refinement (the start itself was once a candidate and won)."""
+    runs = runs_from(*ragged_design(4), noise=0.008, seed=4)
+    refitted = fit_law(runs, "farseer", start=EQ2_FARSEER)
+    assert refitted.method == "farseer-joint" and refitted.law != EQ2_FARSEER
+    with pytest.raises(LawsError, match="Farseer fit failed"):
+        fit_law(runs, "farseer", start=EQ2_FARSEER, refine=False)
+
+
+def test_sign_constraints_and_grid_edges_are_problems():
+    eq2 = EQ2_FARSEER.vector()
+    assert farseer_problems(EQ2_FARSEER, "joint") == []  # B = 62.89 > 0, b = -0.0614 < 0
+    wrong_sign = Farseer.from_vector([*eq2[:4], 0.02, *eq2[5:]])  # b > 0
+    assert any("sign constraints" in p for p in farseer_problems(wrong_sign, "joint"))
+    on_edge = Farseer.from_vector([eq2[0], 1.5, *eq2[2:]])  # q at the grid's end
+    assert any("exponent q" in p for p in farseer_problems(on_edge, "piecewise"))
+    assert not any("exponent" in p for p in farseer_problems(on_edge, "joint"))

@@ -111,7 +111,8 @@ def eq2_optimal_d_over_n(compute: float) -> float:
 
 
 def test_eq2_optimum_by_brute_force():
-    assert eq2_optimal_d_over_n(5.36e21) == pytest.approx(154.8, abs=0.1)  # docs/reference.md §4.3: ~155
+    # docs/reference.md §4.3: about 155
+    assert eq2_optimal_d_over_n(5.36e21) == pytest.approx(154.8, abs=0.1)
 
 
 def test_bootstrap_of_farseer_reports_failures():
@@ -126,6 +127,20 @@ def test_bootstrap_of_farseer_reports_failures():
     assert data["succeeded"] + data["failed"] == 8 and len(boot.samples) == data["succeeded"]
     assert "positive loss differences" in data["first_failure"]
     assert set(data["quantities"]) == set("sqSBbQAaE")
+    assert 0 <= data["unreliable"] <= data["succeeded"]  # kept draws whose fit was flagged
+
+
+def test_bootstrap_draws_of_a_flagged_fit_are_counted_as_unreliable():
+    """Noise-free runs of a law with no irreducible loss (E = 1e-9, 1e-7 of the losses): every
+    refit recovers E at its floor, so every kept draw is counted unreliable beside the
+    intervals. (At 0.8% noise the same design fits E near 1e-3, which is not at the floor: the
+    interval, not the flag, then shows that E is not identified.)"""
+    law = Chinchilla(E=1e-9, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
+    n, d = np.meshgrid(np.geomspace(2e8, 3e9, 5), np.geomspace(2e9, 1e11, 6))
+    loss = law.predict(n.ravel(), d.ravel())
+    boot = bootstrap(Runs.from_arrays(n.ravel(), d.ravel(), loss), "chinchilla", 4, workers=1)
+    data = boot.to_json()
+    assert data["succeeded"] == 4 and data["unreliable"] == 4
 
 
 def test_bootstrap_arguments():
