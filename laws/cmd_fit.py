@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from laws.cli import Output, add_no_average, cutoff, format_table, load_runs, quantity
 from laws.data import DEFAULT_FLOPS_PER_TOKEN, repeat_note
 from laws.errors import LawsError
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> Output:
         alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
         fits = fit_per_language(runs, args.law, args.mixture, **alone)
         data = per_language_json(fits)
-        text = "\n\n".join(f"[{lang}]\n{_fit_text(fit)}" for lang, fit in fits.items())
+        text = "\n\n".join(
+            f"[{lang}] {_status_text(fit)}\n{_fit_text(fit)}" for lang, fit in fits.items()
+        )
         return _finish(args, data, text)
 
     chosen = runs.select(args.mixture, args.language)
@@ -107,10 +111,25 @@ def run(args: argparse.Namespace) -> Output:
         "mixture": args.mixture,
         "language": args.language,
     }
-    text = [_fit_text(fit)]
+    # Held-out (extrapolation) error first: in-sample error favours the law with more parameters
+    # by construction (Farseer has 9, Chinchilla 5) and says little about the largest runs.
+    status = _status_text(fit)
     if held:
         data["holdout"] = held
-        text.append(_holdout_text(held))
+        text = [status, _holdout_text(held), "in-sample:\n" + _fit_text(fit)]
+    else:
+        sizes = np.unique(chosen.n)
+        hint = (
+            f" (e.g. --holdout 'n<{sizes[-1]:.3g}' holds out the largest size)"
+            if len(sizes) > 3
+            else ""
+        )
+        text = [
+            status,
+            "no held-out check: in-sample error alone does not tell how far the law "
+            f"extrapolates; pass --holdout{hint}",
+            _fit_text(fit),
+        ]
     if args.leave_one_size_out:
         data["leave_one_size_out"] = rows = leave_one_size_out(
             train, args.law, workers=args.workers, **options
@@ -157,11 +176,14 @@ def _finish(args: argparse.Namespace, data: dict[str, Any], text: str) -> Output
     return Output(data, text)
 
 
+def _status_text(fit: Fit) -> str:
+    return f"status: {fit.status}" + "".join(f"\n  problem: {p}" for p in fit.problems)
+
+
 def _fit_text(fit: Fit) -> str:
     params = ", ".join(f"{k}={v:.6g}" for k, v in fit.law.params.items())
     e = fit.errors
     lines = [
-        f"status: {fit.status}" + "".join(f"\n  problem: {p}" for p in fit.problems),
         f"{fit.law.name} ({fit.method}) on {fit.n_runs} runs: {params}",
         f"relative error: mean {e['mean_rel_error']:.3%}, max {e['max_rel_error']:.3%}, "
         f"signed {e['signed_rel_error']:+.3%}; objective {fit.objective:.6g}; "

@@ -53,7 +53,10 @@ def test_round_trip_through_the_command_line(tmp_path):
     assert saved["fit"]["starts"] == 243 and saved["fit"]["mean_rel_error"] < 0.005
     assert (saved["fit"]["status"], saved["fit"]["problems"]) == ("ok", [])
     text = laws_cli(f"fit {table} --law chinchilla --grid coarse")
-    assert text.returncode == 0 and text.stdout.startswith("status: ok")
+    assert text.returncode == 0 and text.stdout.startswith("status: ok\n\nno held-out check")
+    held = laws_cli(f"fit {table} --law chinchilla --grid coarse --holdout n<1e9")
+    first, second = held.stdout.split("\n\n")[:2]
+    assert first == "status: ok" and second.startswith("holdout n<1e+09")  # the headline
 
     predicted = laws_cli(f"predict --fit {fit_file} --n 2.27B --d 341B --json")
     assert predicted.returncode == 0, predicted.stderr
