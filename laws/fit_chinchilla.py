@@ -151,9 +151,9 @@ def fit(
     f_end = np.concatenate([f for _, f, _ in ends])
     status = np.concatenate([s for _, _, s in ends])
     if batched:
-        best_x, best_f, best_status = _polish(x_end, f_end, data)
+        best_x, best_f, best_status, accepted = _polish(x_end, f_end, data)
     else:
-        best_x, best_f, best_status = _best(x_end, f_end, status)
+        best_x, best_f, best_status, accepted = _best(x_end, f_end, status, data)
     law = to_law(best_x)
     at_best = int(np.sum(np.isclose(f_end, best_f, rtol=1e-6, atol=1e-15)))
     max_gradient = float(np.abs(huber_objective(best_x, *data)[1]).max())
@@ -171,6 +171,7 @@ def fit(
             "best_converged": bool(best_status in CONVERGED),  # the kept end point's own run
             "best_max_gradient": max_gradient,
             "starts_at_best": at_best,  # ended within 1e-6 of the best: the basin's reach
+            "candidates_accepted": accepted,  # end points (polished, or starts) kept for the choice
             "huber_delta": delta,
         },
         problems=chinchilla_problems(law, runs, best_status in CONVERGED, max_gradient),
@@ -180,8 +181,8 @@ def fit(
 # A kept end point that stalled (the line search found no decrease) is still a stationary point
 # when its gradient is this small: the objective's rounding, not a failed fit.
 STATIONARY_GRADIENT = 1e-6
-# E this far below the smallest loss is the optimiser sending ln E to -inf: the runs do not
-# identify an irreducible loss, and alpha or beta then absorb it.
+# E, or a whole N or D term, this far below the smallest loss is the optimiser sending its log
+# coefficient to -inf (or its exponent to +inf): the runs do not identify that term.
 VANISHING_E = 1e-3
 
 
@@ -194,10 +195,20 @@ def chinchilla_problems(
             f"the best start did not converge (max |gradient| {max_gradient:.2g} > "
             f"{STATIONARY_GRADIENT:g})"
         )
-    e, floor = law.params["E"], float(np.min(runs.loss))
-    if e < VANISHING_E * floor:
+    p, floor = law.params, float(np.min(runs.loss))
+    for coef, name, what, x in (("A", "alpha", "N", runs.n), ("B", "beta", "D", runs.d)):
+        if not p[name] > 0:
+            problems.append(
+                f"{name} = {p[name]:.3g} is not positive: the loss does not fall with {what}"
+            )
+        elif np.max(p[coef] * x ** -p[name]) < VANISHING_E * floor:
+            problems.append(
+                f"the {what} term {coef}/{what}^{name} is below {VANISHING_E:g} x the smallest "
+                f"loss at every run ({name} = {p[name]:.3g}): these runs do not identify it"
+            )
+    if p["E"] < VANISHING_E * floor:
         problems.append(
-            f"E = {e:.3g} is at its floor (below {VANISHING_E:g} x the smallest loss "
+            f"E = {p['E']:.3g} is at its floor (below {VANISHING_E:g} x the smallest loss "
             f"{floor:.4g}): these runs do not identify an irreducible loss"
         )
     return problems
@@ -253,16 +264,27 @@ def _scipy_lbfgs(x0: np.ndarray, data: tuple):
 
 
 def _best(
-    x_end: np.ndarray, f_end: np.ndarray, status: np.ndarray
-) -> tuple[np.ndarray, float, int]:
-    finite = np.where(np.isfinite(f_end), f_end, np.inf)
-    i = int(np.argmin(finite))
-    if not np.isfinite(finite[i]):
+    x_end: np.ndarray, f_end: np.ndarray, status: np.ndarray, data: tuple
+) -> tuple[np.ndarray, float, int, int]:
+    """The lowest end point among the finite ones that converged or are stationary (stalled with
+    max |gradient| <= STATIONARY_GRADIENT); only when there are none, the lowest finite one,
+    which `chinchilla_problems` then reports. Also returns how many were accepted."""
+    finite = np.isfinite(f_end) & np.isfinite(x_end).all(axis=1)
+    if not finite.any():
         raise LawsError("every Chinchilla start diverged; check the data's scale (loss, N, D)")
-    return x_end[i], float(finite[i]), int(status[i])
+    accepted = finite & np.isin(status, CONVERGED)
+    stalled = np.flatnonzero(finite & ~accepted)
+    if stalled.size:
+        gradient = np.abs(huber_objective(x_end[stalled], *data)[1]).max(axis=1)
+        accepted[stalled[gradient <= STATIONARY_GRADIENT]] = True
+    pool = accepted if accepted.any() else finite
+    i = int(np.argmin(np.where(pool, f_end, np.inf)))
+    return x_end[i], float(f_end[i]), int(status[i]), int(accepted.sum())
 
 
-def _polish(x_end: np.ndarray, f_end: np.ndarray, data: tuple) -> tuple[np.ndarray, float, int]:
+def _polish(
+    x_end: np.ndarray, f_end: np.ndarray, data: tuple
+) -> tuple[np.ndarray, float, int, int]:
     """Re-run scipy's L-BFGS-B from the best distinct end points and keep the best result."""
     order = np.argsort(np.where(np.isfinite(f_end), f_end, np.inf))
     chosen: list[np.ndarray] = []
@@ -275,4 +297,4 @@ def _polish(x_end: np.ndarray, f_end: np.ndarray, data: tuple) -> tuple[np.ndarr
         raise LawsError("every Chinchilla start diverged; check the data's scale (loss, N, D)")
     results = [_scipy_lbfgs(x0, data) for x0 in chosen]
     status = np.array([_scipy_status(r) for r in results])
-    return _best(np.array([r.x for r in results]), np.array([r.fun for r in results]), status)
+    return _best(np.array([r.x for r in results]), np.array([r.fun for r in results]), status, data)

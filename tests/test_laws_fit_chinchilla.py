@@ -6,7 +6,16 @@ from scipy.optimize import check_grad
 
 from laws import Chinchilla, LawsError, Runs, fit_law
 from laws.batched_lbfgs import GTOL_MET, MAX_ITER, STALLED, minimize_batched
-from laws.fit_chinchilla import from_law, hoffmann_grid, huber_objective, to_law
+from laws.fit_chinchilla import (
+    GRIDS,
+    _best,
+    chinchilla_problems,
+    from_law,
+    hoffmann_grid,
+    huber_objective,
+    to_law,
+)
+from laws.paper import paper_design
 
 TRUTH = Chinchilla(E=0.2193, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
 SMALL_GRID = hoffmann_grid(alpha=[0.5, 1.0], beta=[0.5], e=[-1.0, 0.0], a=[5.0, 10.0], b=[5.0])
@@ -231,3 +240,48 @@ def test_a_clean_fit_is_ok_and_a_vanishing_e_is_flagged():
     assert flagged.status == "unreliable"
     assert any("E = " in p and "at its floor" in p for p in flagged.problems)
     assert flagged.to_json()["fit"]["status"] == "unreliable"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_paper_noise_fits_at_the_noise_floor(seed):
+    """Eq. 1 on the paper's 117-run design at 0.8% noise: the in-sample mean relative error is
+    within 0.1 points of the true law's own error on the same runs, and the fit is ok."""
+    n, d = paper_design()
+    truth = TRUTH.predict(n, d)
+    loss = truth * np.exp(np.random.default_rng(seed).normal(0, 0.008, len(n)))
+    fit = fit_law(Runs.from_arrays(n, d, loss), "chinchilla", starts=GRIDS["coarse"]())
+    floor = np.mean(np.abs(truth / loss - 1))
+    assert abs(fit.errors["mean_rel_error"] - floor) < 0.001
+    assert fit.status == "ok" and fit.details["candidates_accepted"] >= 1
+
+
+def test_the_best_is_chosen_among_converged_end_points():
+    """An end point that stalled far from any optimum (its gradient is large) is not chosen,
+    even with the lowest objective on record; the converged one is. With only the stalled one,
+    it is kept and reported through the fit's problems."""
+    runs = synthetic(TRUTH, 60, 0.0, 13)
+    data = (np.log(runs.n), np.log(runs.d), np.log(runs.loss), np.ones(len(runs)), 1e-3)
+    good, far = from_law(TRUTH), np.array([5.0, 5.0, 0.0, 0.5, 0.5])
+    x_end, f_end = np.array([good, far]), np.array([1e-3, -1.0])  # the far one claims lower
+    x, f, status, accepted = _best(x_end, f_end, np.array([GTOL_MET, STALLED]), data)
+    np.testing.assert_array_equal(x, good)
+    assert status == GTOL_MET and accepted == 1
+    x, _, status, accepted = _best(x_end[1:], f_end[1:], np.array([STALLED]), data)
+    assert status == STALLED and accepted == 0
+    gradient = float(np.abs(huber_objective(x, *data)[1]).max())
+    problems = chinchilla_problems(to_law(x), runs, False, gradient)
+    assert any("did not converge" in p for p in problems)
+
+
+def test_a_term_the_runs_cannot_see_is_flagged():
+    """Loss that rises slowly with N (0.05 (N/1e8)^0.1): the form's N term can only fall, so
+    the fit switches it off (alpha runs large, the term vanishes at every run) and must say
+    that the runs do not identify it. A negative exponent is reported as such."""
+    n, d = paper_design()
+    loss = 0.3 + 0.05 * (n / 1e8) ** 0.1 + 76.07 * d**-0.2983
+    fit = fit_law(Runs.from_arrays(n, d, loss), "chinchilla", starts=GRIDS["coarse"]())
+    assert fit.status == "unreliable"
+    assert any("N term" in p and "do not identify it" in p for p in fit.problems)
+    rising = Chinchilla(E=0.2, A=0.01, alpha=-0.1, B=76.07, beta=0.2983)
+    problems = chinchilla_problems(rising, Runs.from_arrays(n, d, loss), True, 0.0)
+    assert any("alpha = -0.1 is not positive" in p for p in problems)
