@@ -66,8 +66,8 @@ def fit(
                 f"{k}: {'; '.join(c.problems) or 'not finite'}" for k, c in candidates.items()
             )
         )
-    selection = _select(runs, w, usable, min_differences)
-    chosen = selection["chosen"]
+    choice = _select(runs, w, usable, min_differences)
+    chosen = choice["chosen"]
     law = _to_law(candidates[chosen].theta, ln_n0)
     problems = list(candidates[chosen].problems) + farseer_problems(law)
     problems += [
@@ -93,7 +93,7 @@ def fit(
                 if joint
                 else {}
             ),
-            "selection": selection,
+            "choice": choice,
             "candidates": {k: c.report for k, c in candidates.items()},
         },
         problems=problems,

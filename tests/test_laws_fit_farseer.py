@@ -92,8 +92,8 @@ def test_candidates_are_chosen_by_leaving_the_largest_size_out():
     public entry point on the smaller sizes."""
     runs, _ = paper_replica(3)
     fit = fit_law(runs, "farseer")
-    selection, reports = fit.details["selection"], fit.details["candidates"]
-    values = selection["values"]
+    choice, reports = fit.details["choice"], fit.details["candidates"]
+    values = choice["values"]
     assert set(values) == {"piecewise", "joint"} == set(reports)
     assert fit.details["chosen"] == min(values, key=values.get)
     assert fit.method == f"farseer-{fit.details['chosen']}"
@@ -108,7 +108,7 @@ def test_candidates_are_chosen_by_leaving_the_largest_size_out():
         assert values[name] == pytest.approx(error, rel=1e-9)
     only = fit_law(runs, "farseer", refine=False)
     assert set(only.details["candidates"]) == {"piecewise"}
-    assert only.details["selection"]["criterion"] is None
+    assert only.details["choice"]["criterion"] is None
 
 
 def test_an_exponent_pushed_onto_its_bound_is_flagged():
