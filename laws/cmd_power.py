@@ -4,8 +4,7 @@ spread (median and 5-95% range of D/N and N_opt at a budget, of each exponent, a
 extrapolation error), beside the truth, with the coverage implied and the counts of unreliable
 and failed fits.
 
-    python -m laws power --design configs/sweeps/paper.yaml --mixture 1 --law paper-eq2 \\
-        --noise 0.008 --replicas 200 --budget 5.36e21
+    python -m laws power --design configs/sweeps/paper.yaml --law paper-eq2 --replicas 200
 """
 
 from __future__ import annotations
@@ -36,7 +35,11 @@ LABELS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--design", required=True, help="sweep file of `laws design`, or CSV N,D")
-    parser.add_argument("--mixture", type=float, help="the sweep's code fraction (e.g. 1)")
+    parser.add_argument(
+        "--mixture",
+        type=float,
+        help="the sweep's code fraction (e.g. 1) when mixtures differ in (N, D)",
+    )
     parser.add_argument(
         "--law", required=True, help="generating law: fit/law JSON, paper-eq1 or paper-eq2"
     )

@@ -90,24 +90,34 @@ def read_design(path: str | Path, mixture: float | None = None) -> Design:
 
 
 def _sweep_design(path: Path, mixture: float | None) -> Design:
+    """The runs of one mixture. A sweep's mixtures usually share their (N, D) (the paper's
+    three do), and then any one of them is the design; otherwise --mixture must pick."""
     try:
         runs = (yaml.safe_load(path.read_text()) or {}).get("runs")
     except yaml.YAMLError as error:
         raise LawsError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(runs, list) or not runs:
         raise LawsError(f"{path}: no 'runs' list; write one with python -m laws design")
-    mixtures = sorted({float(r.get("code_fraction", 1.0)) for r in runs}, reverse=True)
-    if mixture is None and len(mixtures) > 1:
-        raise LawsError(
-            f"{path} holds {len(mixtures)} mixtures ({', '.join(f'{m:g}' for m in mixtures)}) "
-            "at the same (N, D); pick one with --mixture"
-        )
-    chosen = mixtures[0] if mixture is None else mixture
-    runs = [r for r in runs if float(r.get("code_fraction", 1.0)) == chosen]
-    if not runs:
-        raise LawsError(f"{path}: no runs of mixture {chosen:g}; it has {mixtures}")
-    n = [float(r.get("n_params", r.get("n"))) for r in runs]
-    return _checked(n, [float(r["tokens"]) for r in runs], f"{path} (mixture {chosen:g})")
+    by_mixture: dict[float, list[tuple[float, float]]] = {}
+    try:
+        for r in runs:
+            point = (float(r.get("n_params", r.get("n"))), float(r["tokens"]))
+            by_mixture.setdefault(float(r.get("code_fraction", 1.0)), []).append(point)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise LawsError(f"{path}: every run needs n_params (or n) and tokens") from None
+    mixtures = sorted(by_mixture, reverse=True)
+    if mixture is None:
+        if len({tuple(sorted(points)) for points in by_mixture.values()}) > 1:
+            raise LawsError(
+                f"{path} holds {len(mixtures)} mixtures ({', '.join(f'{m:g}' for m in mixtures)}) "
+                "with different (N, D); pick one with --mixture"
+            )
+        mixture = mixtures[0]
+    if mixture not in by_mixture:
+        raise LawsError(f"{path}: no runs of mixture {mixture:g}; it has {mixtures}")
+    n, d = zip(*by_mixture[mixture], strict=True)
+    shared = f", as each of its {len(mixtures)}" if len(mixtures) > 1 else ""
+    return _checked(n, d, f"{path} (mixture {mixture:g}{shared})")
 
 
 def _checked(n: Sequence[float], d: Sequence[float], source: str) -> Design:

@@ -140,14 +140,25 @@ def test_a_law_the_design_cannot_support_is_reported_with_the_reason():
 
 
 def test_paper_sweep_design():
-    with pytest.raises(LawsError, match="3 mixtures .* --mixture"):
-        read_design(PAPER_SWEEP)
-    design = read_design(PAPER_SWEEP, mixture=1.0)
+    design = read_design(PAPER_SWEEP)  # its three mixtures share the 117 (N, D)
+    assert design.source.endswith("(mixture 1, as each of its 3)")
     summary = design.summary()
     assert (summary["runs"], summary["sizes"], summary["budgets"]) == (117, 9, 13)
     runs = yaml.safe_load(PAPER_SWEEP.read_text())["runs"]
     flops = sum(r["flops"] for r in runs if r["code_fraction"] == 1.0)
     assert summary["compute"] == pytest.approx(flops, rel=1e-12)
+
+
+def test_sweep_mixtures_with_different_runs_need_a_choice(tmp_path):
+    sweep = tmp_path / "mixed.yaml"
+    runs = [{"n_params": 1e8, "tokens": d, "code_fraction": 1.0} for d in (2e9, 4e9)]
+    runs += [{"n_params": 2e8, "tokens": 2e9, "code_fraction": 0.7}]
+    sweep.write_text(yaml.safe_dump({"runs": runs}))
+    with pytest.raises(LawsError, match="2 mixtures .* different .* --mixture"):
+        read_design(sweep)
+    assert read_design(sweep, mixture=0.7).summary()["runs"] == 1
+    with pytest.raises(LawsError, match="no runs of mixture 0.3"):
+        read_design(sweep, mixture=0.3)
 
 
 def test_cli_round_trip(tmp_path, capsys):
