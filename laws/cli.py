@@ -15,6 +15,7 @@ import json
 import pkgutil
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -126,10 +127,23 @@ def add_no_average(parser: argparse.ArgumentParser) -> None:
 
 def load_runs(args: argparse.Namespace) -> Runs:
     """args.results read as every command reads it: repeats averaged (and said so on stderr)
-    unless --no-average."""
+    unless --no-average; runs left out for other reasons counted on stderr too."""
     runs = read_runs(args.results, args.flops_per_token, average=not args.no_average)
     note_repeats(repeat_summary(runs))
+    note_left_out(runs)
     return runs
+
+
+def note_left_out(runs: Runs) -> None:
+    """One stderr line for the runs read but left out (failed, unusable); averaged repeats have
+    their own note."""
+    kinds = Counter(x.kind for x in runs.left_out if x.kind != "averaged")
+    if kinds:
+        counts = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+        print(
+            f"note: left out {sum(kinds.values())} runs ({counts}); listed with the fit",
+            file=sys.stderr,
+        )
 
 
 def note_repeats(summary: dict[str, Any]) -> None:

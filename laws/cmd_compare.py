@@ -1,5 +1,7 @@
 """Compare laws on the same runs: fit files as given, and/or laws fitted here on the runs below
---holdout; all are scored on the held-out runs (every run without --holdout)."""
+--holdout; all are scored on the held-out runs (every run without --holdout). Each law shows its
+status (a fit file's recorded one; "-" for a law typed in) and its parameter count: scored
+in-sample, the law with more parameters is favoured by construction, and the table says so."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs
 from laws.errors import LawsError
 from laws.fit_chinchilla import GRIDS
 from laws.fitting import FITTERS, fit_law
-from laws.forms import Law
+from laws.forms import Law, read_json
+from laws.results import left_out_summary, left_out_text
 from laws.validate import evaluate, split
 
 NAME = "compare"
@@ -45,13 +48,18 @@ def run(args: argparse.Namespace) -> Output:
     rows = []
     for path in args.fit:
         law, _ = read_fit(path, args.language)
-        rows.append({"name": Path(path).stem, "law": law.name, **_score(law, test)})
+        recorded = _recorded_fit(path, args.language)
+        row = {"name": Path(path).stem, "law": law.name, **_score(law, test)}
+        rows.append({**row, "status": recorded.get("status"), "problems": recorded.get("problems")})
     for name in args.law:
         chinchilla = {"workers": args.workers, "starts": GRIDS[args.grid]()}
         options = chinchilla if name == "chinchilla" else {}
-        law = fit_law(train, name, **options).law
-        rows.append({"name": f"{name} (fitted here)", "law": name, **_score(law, test)})
+        fit = fit_law(train, name, **options)
+        row = {"name": f"{name} (fitted here)", "law": name, **_score(fit.law, test)}
+        rows.append({**row, "status": fit.status, "problems": list(fit.problems)})
     data = {"scored_on": scope, "n_runs": len(test), "laws": rows}
+    left = left_out_summary(runs)
+    data["left_out"] = left
     table = format_table(
         rows,
         [
@@ -61,9 +69,30 @@ def run(args: argparse.Namespace) -> Output:
             ("max_rel_error", "max", ".3%"),
             ("signed_rel_error", "signed", "+.3%"),
             ("irreducible", "irreducible", ".4g"),
+            ("parameters", "params", "d"),
+            ("status", "status", ""),
         ],
     )
-    return Output(data, f"scored on {len(test)} runs: {scope}\n{table}")
+    lines = [f"scored on {len(test)} runs: {scope}", table]
+    lines += [f"{r['name']}: problem: {p}" for r in rows for p in r["problems"] or []]
+    counts = {r["parameters"] for r in rows}
+    if not args.holdout and len(counts) > 1:
+        data["note"] = note = (
+            f"in-sample, a law with more parameters ({max(counts)} against {min(counts)}) fits "
+            "better by construction; compare held-out error (--holdout n<N) to judge which "
+            "extrapolates"
+        )
+        lines.append(f"note: {note}")
+    left_text = left_out_text(left)
+    return Output(data, "\n".join(lines + ([left_text] if left_text else [])))
+
+
+def _recorded_fit(path: str, language: str | None) -> dict:
+    """The status and problems a fit file records ({} for a law typed in)."""
+    data = read_json(path)
+    if data.get("law") == "per_language":
+        data = data["languages"][language]
+    return data.get("fit") or {}
 
 
 def _score(law: Law, runs: Runs) -> dict[str, float]:
@@ -73,4 +102,5 @@ def _score(law: Law, runs: Runs) -> dict[str, float]:
         "max_rel_error": scored["max_rel_error"],
         "signed_rel_error": scored["signed_rel_error"],
         "irreducible": law.irreducible(),
+        "parameters": len(law.params),
     }

@@ -8,15 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from laws.bootstrap import REFITS, bootstrap
 from laws.cli import Output, add_no_average, cutoff, format_table, load_runs, quantity
 from laws.data import DEFAULT_FLOPS_PER_TOKEN, repeat_note
 from laws.errors import LawsError
 from laws.fit_chinchilla import GRIDS
 from laws.fit_result import Fit
 from laws.fitting import FITTERS, fit_law, fit_per_language, per_language_json
-from laws.validate import REFITS, bootstrap, holdout, leave_one_size_out, split
+from laws.results import left_out_summary, left_out_text
+from laws.validate import HOLDOUT_KEYS, extrapolation, leave_one_size_out, split
 
 NAME = "fit"
 HELP = "fit a Chinchilla or Farseer law to runs and write it as JSON"
@@ -84,52 +84,43 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> Output:
     runs = load_runs(args)
     options = _options(args)
+    alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
     if args.per_language:
         if args.holdout or args.bootstrap or args.leave_one_size_out or args.language:
             raise LawsError(
                 "--per-language fits every language at once; use --language L for a holdout, "
                 "bootstrap or leave-one-size-out on one language"
             )
-        alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
         fits = fit_per_language(runs, args.law, args.mixture, **alone)
         data = per_language_json(fits)
-        text = "\n\n".join(
-            f"[{lang}] {_status_text(fit)}\n{_fit_text(fit)}" for lang, fit in fits.items()
-        )
-        return _finish(args, data, text)
+        text = []
+        for lang, fit in fits.items():
+            chosen = runs.select(args.mixture, lang)
+            check = extrapolation(chosen, args.law, **alone)[1]
+            record = data["languages"][lang]
+            record["extrapolation"] = check
+            record["fit"]["left_out"] = left = left_out_summary(chosen)
+            text.append(f"[{lang}]\n" + _report(fit, check, left))
+        return _finish(args, data, "\n\n".join(text))
 
     chosen = runs.select(args.mixture, args.language)
-    train = split(chosen, args.holdout)[0] if args.holdout else chosen
-    alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
     if args.holdout:
-        fit, held = holdout(chosen, args.law, args.holdout, **alone)
+        fit, check = extrapolation(chosen, args.law, args.holdout, **alone)
+        train = split(chosen, args.holdout)[0]
     else:
-        fit, held = fit_law(chosen, args.law, **alone), None
+        fit, check = fit_law(chosen, args.law, **alone), extrapolation(chosen, args.law, **alone)[1]
+        train = chosen
     data = fit.to_json()
+    data["fit"]["left_out"] = left = left_out_summary(chosen)
     data["selection"] = {
         "results": str(args.results),
         "mixture": args.mixture,
         "language": args.language,
     }
-    # Held-out (extrapolation) error first: in-sample error favours the law with more parameters
-    # by construction (Farseer has 9, Chinchilla 5) and says little about the largest runs.
-    status = _status_text(fit)
-    if held:
-        data["holdout"] = held
-        text = [status, _holdout_text(held), "in-sample:\n" + _fit_text(fit)]
-    else:
-        sizes = np.unique(chosen.n)
-        hint = (
-            f" (e.g. --holdout 'n<{sizes[-1]:.3g}' holds out the largest size)"
-            if len(sizes) > 3
-            else ""
-        )
-        text = [
-            status,
-            "no held-out check: in-sample error alone does not tell how far the law "
-            f"extrapolates; pass --holdout{hint}",
-            _fit_text(fit),
-        ]
+    data["extrapolation"] = check
+    if args.holdout:
+        data["holdout"] = {k: check[k] for k in HOLDOUT_KEYS}
+    text = [_report(fit, check, left)]
     if args.leave_one_size_out:
         data["leave_one_size_out"] = rows = leave_one_size_out(
             train, args.law, workers=args.workers, **options
@@ -148,22 +139,25 @@ def run(args: argparse.Namespace) -> Output:
             )
         )
     if args.bootstrap:
-        boot = bootstrap(
-            train,
-            args.law,
-            args.bootstrap,
-            seed=args.seed,
-            workers=args.workers,
-            budgets=args.budget,
-            points=[tuple(p) for p in args.point],
-            level=args.level,
-            refit_from=args.bootstrap_refit,
-            base=fit,
-            flops_per_token=args.flops_per_token,
-            **options,
-        )
-        data["bootstrap"] = boot.to_json()
-        text.append(_bootstrap_text(data["bootstrap"]))
+        try:
+            boot = bootstrap(
+                train,
+                args.law,
+                args.bootstrap,
+                seed=args.seed,
+                workers=args.workers,
+                budgets=args.budget,
+                points=[tuple(p) for p in args.point],
+                level=args.level,
+                refit_from=args.bootstrap_refit,
+                base=fit,
+                flops_per_token=args.flops_per_token,
+                **options,
+            ).to_json()
+        except LawsError as error:  # every draw failed: the fit stands, without intervals
+            boot = {"resamples": args.bootstrap, "succeeded": 0, "error": str(error)}
+        data["bootstrap"] = boot
+        text.append(_bootstrap_text(boot))
     return _finish(args, data, "\n\n".join(text))
 
 
@@ -176,8 +170,58 @@ def _finish(args: argparse.Namespace, data: dict[str, Any], text: str) -> Output
     return Output(data, text)
 
 
+def _report(fit: Fit, check: dict[str, Any], left: dict[str, Any]) -> str:
+    """Status, then the held-out error (the headline), then in-sample, then what was left out."""
+    parts = [_status_text(fit), _extrapolation_text(check, fit.n_runs)]
+    parts.append(
+        "in-sample error (second: it flatters a law with more parameters, so judge a law by its "
+        "held-out error):\n" + _fit_text(fit)
+    )
+    left_text = left_out_text(left)
+    return "\n\n".join(parts + ([left_text] if left_text else []))
+
+
 def _status_text(fit: Fit) -> str:
     return f"status: {fit.status}" + "".join(f"\n  problem: {p}" for p in fit.problems)
+
+
+def _extrapolation_text(check: dict[str, Any], n_fitted: int) -> str:
+    if check["default"]:
+        how = (
+            f"split {check['split']}: by default the largest model size is held out "
+            "(--holdout chooses another split)"
+        )
+    else:
+        how = f"split {check['split']} (--holdout)"
+    if "error" in check:
+        return f"held-out error: none: {check['error']}\n  {how}"
+    if check["default"]:
+        fitted = (
+            f"fitted on the {check['n_train']} runs below it (a refit, status {check['status']}"
+            f"{''.join(f'; problem: {p}' for p in check['problems'])}); the law below is "
+            f"fitted to all {n_fitted} runs"
+        )
+    else:
+        fitted = f"the law below is fitted on the {check['n_train']} runs below it"
+    return "\n".join(
+        [
+            f"held-out error: mean {check['mean_rel_error']:.3%}, max "
+            f"{check['max_rel_error']:.3%}, signed {check['signed_rel_error']:+.3%} on the "
+            f"{check['n_runs']} runs with {check['held_out']}",
+            f"  {how}",
+            f"  {fitted}",
+            format_table(
+                check["runs"],
+                [
+                    ("n", "N", "size"),
+                    ("d", "D", "size"),
+                    ("loss", "loss", ".5f"),
+                    ("predicted", "predicted", ".5f"),
+                    ("rel_error", "error", "+.3%"),
+                ],
+            ),
+        ]
+    )
 
 
 def _fit_text(fit: Fit) -> str:
@@ -198,34 +242,20 @@ def _fit_text(fit: Fit) -> str:
     return "\n".join(lines)
 
 
-def _holdout_text(held: dict[str, Any]) -> str:
-    return (
-        f"holdout {held['cutoff']}: fit on {held['n_train']} runs, tested on {held['n_runs']}: "
-        f"mean {held['mean_rel_error']:.3%}, max {held['max_rel_error']:.3%}, "
-        f"signed {held['signed_rel_error']:+.3%}\n"
-        + format_table(
-            held["runs"],
-            [
-                ("n", "N", "size"),
-                ("d", "D", "size"),
-                ("loss", "loss", ".5f"),
-                ("predicted", "predicted", ".5f"),
-                ("rel_error", "error", "+.3%"),
-            ],
-        )
-    )
-
-
 def _bootstrap_text(boot: dict[str, Any]) -> str:
-    rows = [{"name": k, **v} for k, v in boot["quantities"].items()]
+    """The intervals, each with the draws it is taken over and the draws that failed."""
+    if "error" in boot:
+        return f"bootstrap: no intervals: {boot['error']}"
     head = (
-        f"bootstrap: {boot['succeeded']} of {boot['resamples']} resamples refitted "
-        f"(seed {boot['seed']}, {boot['level']:.0%} percentile intervals)"
+        f"bootstrap: {boot['resamples']} resamples of whole runs, each refitted "
+        f"({boot['refit_from']}, seed {boot['seed']}); {boot['succeeded']} refitted, "
+        f"{boot['failed']} failed"
     )
     if boot["failed"]:
-        head += f"; {boot['failed']} failed (left out), first: {boot['first_failure']}"
-    if boot["unreliable"]:
-        head += f"; {boot['unreliable']} of the kept refits have status unreliable"
+        kinds = ", ".join(f"{n} {kind}" for kind, n in boot["failures"].items() if n)
+        head += f" ({kinds}; first: {boot['first_failure']})"
+    head += f"; {boot['level']:.0%} percentile intervals over the draws that gave each quantity"
+    rows = [{"name": k, **v} for k, v in boot["quantities"].items()]
     return (
         head
         + "\n"
@@ -236,6 +266,8 @@ def _bootstrap_text(boot: dict[str, Any]) -> str:
                 ("estimate", "estimate", ".6g"),
                 ("low", "low", ".6g"),
                 ("high", "high", ".6g"),
+                ("draws", "draws", "d"),
+                ("failed", "failed", "d"),
             ],
         )
     )

@@ -1,6 +1,8 @@
 """A study on one page: report.html (self-contained, opens offline) and report.md beside the
 figures' PNG and PDF files. Laws come from --fits, or are fitted here (Chinchilla and, where
-the runs allow, Farseer; a form that cannot be fitted is listed with the reason)."""
+the runs allow, Farseer; a form that cannot be fitted is listed with the reason). Each law's
+status, its held-out error (by default: refitted without the largest model size) before its
+in-sample error, and the runs left out are printed here and shown on the page."""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=cutoff,
         metavar="CUT",
         help="fit below n<N or c<C and report the error on the rest (with --fits: the runs "
-        "those fits did not see; default: each fit file's own holdout)",
+        "those fits did not see; default: laws fitted here are refitted without the largest "
+        "model size, fit files show their own holdout or extrapolation check)",
     )
     parser.add_argument(
         "--budgets",
@@ -78,7 +81,11 @@ def run(args: argparse.Namespace) -> Output:
     errors = report.tables["errors"]
     rows = [dict(zip(errors.headers, row, strict=True)) for row in errors.rows]
     columns = [(h, h, "") for h in errors.headers]
-    lines = [format_table(rows, columns)]
+    lines = [f"{law['label']}: status {law['status'] or '-'}" for law in data["laws"]]
+    lines += [f"  problem: {p}" for law in data["laws"] for p in law["problems"] or []]
+    lines.append(format_table(rows, columns))
     lines += [f"not fitted: {s['label']}: {s['reason']}" for s in data["skipped"]]
+    if data["left_out"]:
+        lines.append(f"left out of the fits: {len(data['left_out'])} (listed in the report)")
     lines.append(f"written: {data['html']}, {data['markdown']} and {len(data['figures'])} figures")
     return Output(data, "\n".join(lines))

@@ -1,7 +1,9 @@
 """One results table from a sweep's run folders, and what is still missing or failed.
 
 The CSV is the long format `laws fit` reads: one row per run with the total BPC (language
-empty), then one row per validation language, plus the run's name, steps and wall time.
+empty), then one row per validation language, plus the run's name, steps and wall time. The
+sweep's runs without a result (failed, interrupted, missing) go to `<table>.left_out.csv` beside
+it, which `laws.results.read_runs` reads back, so a fit of the table lists what it did not see.
 `run_state` is also how sweep.py decides what to launch, so both tell the same story.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from laws.errors import LawsError
+from laws.results import LEFT_OUT_COLUMNS, left_out_path
 
 COLUMNS = ("name", "N", "D", "C", "mixture", "language", "loss", "steps", "wall_seconds")
 # What a completed result.json must hold for its row.
@@ -104,5 +107,28 @@ def collect(sweep_dir: str | Path, out: str | Path, sweep_file: str | Path | Non
         ]
         for status in ("failed", "interrupted", "missing")
     }
+    left_out = left_out_path(out)
+    listed = [
+        {
+            "name": r["name"],
+            "status": status,
+            "error": r["error"] or "",
+            "log": r["log"] or "",
+        }
+        for status, found in problems.items()
+        for r in found
+    ]
+    if listed:
+        with left_out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, LEFT_OUT_COLUMNS)
+            writer.writeheader()
+            writer.writerows(listed)
+    else:
+        left_out.unlink(missing_ok=True)  # a stale list would name runs that have since completed
     completed = sum(1 for s in states.values() if s["status"] == "completed")
-    return {"out": str(out), "completed": completed, **problems}
+    return {
+        "out": str(out),
+        "left_out": str(left_out) if listed else None,
+        "completed": completed,
+        **problems,
+    }

@@ -3,6 +3,8 @@
 Every fit goes through `check_fittable`, so a degenerate table fails with a message naming the
 problem and the fix instead of an optimiser silently returning nonsense. Repeated runs of one
 (N, D, mixture, language), e.g. seeds, are one row to a law: `average_repeats` merges them.
+What was read but is not a row of its own (failed, unusable, averaged runs) is kept as `LeftOut`
+so a fit can list it: a run dropped without a word would bias the fit unseen.
 """
 
 from __future__ import annotations
@@ -35,13 +37,36 @@ def parse_quantity(text: str | float, what: str = "value") -> float:
     return float(match.group(1)) * _SUFFIX[match.group(2).upper()]
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A run (or one language row of it) that is not a row of its own in the fit, and why.
+
+    kind: "failed", "interrupted" or "missing" (the run has no usable result), "unusable" (a
+    value no law can use), "averaged" (a repeat merged into another row's mean). mixture and
+    language say which fits it concerns (None: every fit of the table)."""
+
+    run: str
+    kind: str
+    reason: str
+    mixture: str | None = None
+    language: str | None = None
+
+    def concerns(self, mixture: str | None, language: str | None) -> bool:
+        same_mixture = mixture is None or self.mixture in (None, mixture)
+        return same_mixture and (self.language is None or self.language == language)
+
+    def to_json(self) -> dict[str, str]:
+        return {"run": self.run, "kind": self.kind, "reason": self.reason}
+
+
 @dataclass
 class Runs:
     """One row per run: model size N, tokens D, loss, compute C and where the row came from.
 
     `mixture` and `language` are labels (None when absent); `source` names the file (and line)
     each row was read from so errors can point at it; `repeats` holds the losses a row is the
-    mean of (empty for a single run), so the seed spread is kept after averaging.
+    mean of (empty for a single run), so the seed spread is kept after averaging; `left_out`
+    lists what was read but is not a row (kept through subset and filtered by select).
     """
 
     n: np.ndarray
@@ -52,6 +77,7 @@ class Runs:
     language: list[str | None] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
     repeats: list[tuple[float, ...]] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.repeats:
@@ -99,6 +125,7 @@ class Runs:
             language=[self.language[i] for i in index],
             source=[self.source[i] for i in index],
             repeats=[self.repeats[i] for i in index],
+            left_out=self.left_out,
         )
 
     def select(self, mixture: str | None = None, language: str | None = None) -> Runs:
@@ -117,6 +144,7 @@ class Runs:
                 found = sorted({str(m) for m in self.mixture})
                 raise LawsError(f"no runs of mixture {mixture!r}; the table has {', '.join(found)}")
         chosen = self.subset(keep)
+        chosen.left_out = [x for x in self.left_out if x.concerns(mixture, language)]
         mixtures = sorted({str(m) for m in chosen.mixture})
         if len(mixtures) > 1:
             raise LawsError(
@@ -203,8 +231,20 @@ def average_repeats(runs: Runs) -> Runs:
     if all(len(rows) == 1 for rows in groups.values()):
         return runs
     first = runs.subset(np.array([rows[0] for rows in groups.values()]))
-    for j, rows in enumerate(groups.values()):
+    first.left_out = list(runs.left_out)
+    for j, (key, rows) in enumerate(groups.items()):
         if len(rows) > 1:
+            first.left_out += [
+                LeftOut(
+                    runs.source[i],
+                    "averaged",
+                    f"repeat of N={key[0]:.4g}, D={key[1]:.4g}: averaged with "
+                    f"{runs.source[rows[0]]} into one row",
+                    key[2],
+                    key[3],
+                )
+                for i in rows[1:]
+            ]
             losses = tuple(x for i in rows for x in runs.repeats[i] or (float(runs.loss[i]),))
             first.loss[j] = np.mean(losses)
             first.c[j] = np.mean(runs.c[rows])

@@ -1,20 +1,17 @@
-"""A study on one page: the fitted laws, their errors, the compute-optimal allocation and every
-figure, as `report.html` and a Markdown twin `report.md`.
+"""A study on one page: the fitted laws, their status and errors (held out first), the
+compute-optimal allocation, the runs left out and every figure, as `report.html` and a Markdown
+twin `report.md` (tables in `laws.report_tables`, the page in `laws.report_page`).
 
-The HTML is self-contained (figures inlined as base64 PNG, inline style, no fonts or scripts
-from the network) so it opens offline and survives being mailed; the Markdown references the
-PNG files written beside it. Laws come from fit files, or are fitted here on the runs (every
-form the data allow; a form that cannot be fitted is listed with the reason).
+Laws come from fit files, or are fitted here on the runs (every form the data allow; a form that
+cannot be fitted is listed with the reason). A law fitted here without --holdout is fitted to
+every run and refitted without the largest model size for its held-out error.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +20,16 @@ from typing import Any
 import numpy as np
 
 from laws import figures
-from laws.cli import human
 from laws.data import DEFAULT_FLOPS_PER_TOKEN, Runs, repeat_summary
-from laws.errors import LawsError, RunawayWarning
+from laws.errors import LawsError
 from laws.figures import LabelledLaw, Palette, Plot, Reference
 from laws.fit_chinchilla import GRIDS
-from laws.fit_result import error_summary
 from laws.fitting import fit_law
 from laws.forms import Law
-from laws.optimal import compute_optimal
-from laws.results import read_runs
-from laws.validate import Cutoff, holdout, split
+from laws.report_page import render_html, render_markdown
+from laws.report_tables import Table, tables
+from laws.results import left_out_summary, read_runs
+from laws.validate import HOLDOUT_KEYS, Cutoff, extrapolation, split
 
 FORMS = ("chinchilla", "farseer")  # fitted here when no fit files are given
 
@@ -47,6 +43,7 @@ class Entry:
     held: np.ndarray  # which of them the law did not see
     origin: str  # "fitted here" or the fit file
     mixture: str | None = None
+    split: str | None = None  # the cut that defines `held`
 
     @property
     def label(self) -> str:
@@ -63,12 +60,6 @@ class Section:
 
 
 @dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
 class Report:
     out: Path
     results: str
@@ -80,6 +71,7 @@ class Report:
     sections: list[Section]
     holdout: str | None
     repeats: dict[str, Any]  # `laws.data.repeat_summary` of the runs read
+    left_out: list[dict[str, str]]  # the runs read but not fitted (`laws.data.LeftOut`)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,11 +79,19 @@ class Report:
             "markdown": str(self.out / "report.md"),
             "figures": [str(self.out / f"{s.stem}.png") for s in self.sections],
             "laws": [
-                {"label": e.label, "law": e.law.law.name, "origin": e.origin} for e in self.entries
+                {
+                    "label": e.label,
+                    "law": e.law.law.name,
+                    "origin": e.origin,
+                    "status": (e.law.fit.get("fit") or {}).get("status"),
+                    "problems": (e.law.fit.get("fit") or {}).get("problems"),
+                }
+                for e in self.entries
             ],
             "skipped": [{"label": label, "reason": reason} for label, reason in self.skipped],
             "budgets": self.budgets,
             "repeats": self.repeats,
+            "left_out": self.left_out,
             "tables": {
                 name: {"headers": t.headers, "rows": t.rows} for name, t in self.tables.items()
             },
@@ -133,6 +133,7 @@ def build_report(
     chosen_budgets = list(budgets) or default_budgets(runs)
     palette = Palette.for_runs(runs, [e.label for e in entries])
     sections = _draw(runs, entries, chosen_budgets, references, palette, flops_per_token, out)
+    left_out = left_out_summary(runs)["runs"]
     report = Report(
         out=out,
         results=str(results),
@@ -140,14 +141,11 @@ def build_report(
         entries=entries,
         skipped=skipped,
         budgets=chosen_budgets,
-        tables={
-            "parameters": _parameter_table(entries),
-            "errors": _error_table(entries),
-            "allocation": _allocation_table(entries, chosen_budgets, flops_per_token),
-        },
+        tables=tables(entries, left_out, chosen_budgets, flops_per_token),
         sections=sections,
         holdout=str(cut) if cut else None,
         repeats=repeat_summary(runs),
+        left_out=left_out,
     )
     (out / "report.html").write_text(render_html(report))
     (out / "report.md").write_text(render_markdown(report))
@@ -183,7 +181,8 @@ def _read_entries(
         chosen = runs.select(own, language)
         held = figures.held_out_mask(chosen, cut, law.fit)
         held = np.zeros(len(chosen), bool) if held is None else held
-        entries.append(Entry(law, chosen, held, str(path), own))
+        split_text = str(cut) if cut else (law.fit.get("holdout") or {}).get("cutoff")
+        entries.append(Entry(law, chosen, held, str(path), own, split_text))
     return entries
 
 
@@ -210,21 +209,24 @@ def _fit_entries(
             options = {"starts": GRIDS[grid](), "workers": workers} if form == "chinchilla" else {}
             try:
                 if cut:
-                    fit, held_rows = holdout(chosen, form, cut, **options)
+                    fit, check = extrapolation(chosen, form, cut, **options)
                 else:
-                    fit, held_rows = fit_law(chosen, form, **options), None
+                    fit = fit_law(chosen, form, **options)
+                    check = extrapolation(chosen, form, **options)[1]
             except LawsError as error:
                 skipped.append((label, str(error)))
                 continue
             data = fit.to_json()
+            data["fit"]["left_out"] = left_out_summary(chosen)
             data["selection"] = {"results": results, "mixture": mix, "language": language}
-            if held_rows:
-                data["holdout"] = held_rows
+            data["extrapolation"] = check
+            if cut:
+                data["holdout"] = {k: check[k] for k in HOLDOUT_KEYS}
             path = out / "fits" / f"{_slug(label)}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data, indent=2) + "\n")
             law = LabelledLaw(label, fit.law, data)
-            entries.append(Entry(law, chosen, held, "fitted here", mix))
+            entries.append(Entry(law, chosen, held, "fitted here", mix, str(cut) if cut else None))
     return entries, skipped
 
 
@@ -329,182 +331,3 @@ def _mixture_laws(entries: list[Entry]) -> dict[str, Law]:
         if len({e.mixture for e in entries if e.label in same}) > 1:
             return same
     return {}
-
-
-def _parameter_table(entries: list[Entry]) -> Table:
-    rows = []
-    for entry in entries:
-        boot = (entry.law.fit.get("bootstrap") or {}).get("quantities") or {}
-        level = (entry.law.fit.get("bootstrap") or {}).get("level")
-        for name, value in entry.law.law.params.items():
-            interval = boot.get(name)
-            shown = f"{interval['low']:.6g} to {interval['high']:.6g}" if interval else "-"
-            rows.append(
-                [entry.label, name, f"{value:.6g}", f"{shown} ({level:.0%})" if interval else shown]
-            )
-        rows.append([entry.label, "irreducible", f"{entry.law.law.irreducible():.4g}", "-"])
-    return Table(["law", "parameter", "value", "bootstrap interval"], rows)
-
-
-def _error_table(entries: list[Entry]) -> Table:
-    """Mean / max / signed relative error on the runs a law saw and on the held-out ones."""
-    rows = []
-    for entry in entries:
-        for side, mask in (("in-sample", ~entry.held), ("held out", entry.held)):
-            if not mask.any():
-                continue
-            e = error_summary(entry.law.law, entry.runs.subset(mask))
-            rows.append(
-                [
-                    entry.label,
-                    side,
-                    str(int(mask.sum())),
-                    f"{e['mean_rel_error']:.3%}",
-                    f"{e['max_rel_error']:.3%}",
-                    f"{e['signed_rel_error']:+.3%}",
-                ]
-            )
-    return Table(["law", "runs", "count", "mean", "max", "signed"], rows)
-
-
-def _allocation_table(entries: list[Entry], budgets: list[float], k: float) -> Table:
-    rows = []
-    for entry in entries:
-        boot = (entry.law.fit.get("bootstrap") or {}).get("quantities") or {}
-        for budget in budgets:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RunawayWarning)
-                    a = compute_optimal(entry.law.law, budget, k, entry.law.region)
-            except LawsError as error:
-                rows.append([entry.label, f"{budget:.3g}", "-", "-", "-", "-", "-", str(error)])
-                continue
-            interval = boot.get(f"d_over_n@C={budget:.3g}")
-            spread = f"{interval['low']:.1f} to {interval['high']:.1f}" if interval else "-"
-            rows.append(
-                [
-                    entry.label,
-                    f"{budget:.3g}",
-                    human(a.n_opt),
-                    human(a.d_opt),
-                    f"{a.d_over_n:.1f}",
-                    spread,
-                    f"{a.loss:.5f}",
-                    a.note or "",
-                ]
-            )
-    headers = ["law", "C", "N_opt", "D_opt", "D/N", "D/N interval", "loss", "note"]
-    return Table(headers, rows)
-
-
-TABLE_TITLES = {
-    "parameters": "Fitted parameters",
-    "errors": "Relative errors (predicted / measured - 1)",
-    "allocation": "Compute-optimal allocation",
-}
-
-
-def _summary_lines(report: Report) -> list[str]:
-    lines = [f"{report.n_runs} runs from {report.results}."]
-    for entry in report.entries:
-        lines.append(f"{entry.label}: {entry.law.law.name} law, {entry.origin}.")
-    for label, reason in report.skipped:
-        lines.append(f"{label}: not fitted: {reason}")
-    if report.holdout:
-        lines.append(f"Holdout {report.holdout}: the runs beyond the cut are held out.")
-    if any(e.origin != "fitted here" for e in report.entries):
-        lines.append(
-            "For laws read from files, in-sample means the runs not held out (whether the file's "
-            "law was fitted to them is not recorded here)."
-        )
-    return lines
-
-
-def render_markdown(report: Report) -> str:
-    parts = ["# Scaling-law report", "", *(f"- {line}" for line in _summary_lines(report)), ""]
-    for name, table in report.tables.items():
-        parts += [f"## {TABLE_TITLES[name]}", "", _markdown_table(table), ""]
-    parts += ["## Figures", ""]
-    for s in report.sections:
-        parts += [
-            f"### {s.title}",
-            "",
-            f"![{s.title}]({s.stem}.png)",
-            "",
-            f"{s.caption} (PDF: [{s.stem}.pdf]({s.stem}.pdf))",
-            "",
-        ]
-    return "\n".join(parts)
-
-
-def _markdown_table(table: Table) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join(
-        [
-            line(table.headers),
-            line(["---"] * len(table.headers)),
-            *(line(row) for row in table.rows),
-        ]
-    )
-
-
-STYLE_CSS = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em auto;
-       padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
-th, td { border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: right; }
-th:first-child, td:first-child, td:last-child { text-align: left; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; }
-figcaption { color: #555; font-size: 13px; }
-"""
-
-# Nothing may be fetched: images are data URIs, style and script are inline.
-OFFLINE_POLICY = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-)
-
-# Marks the page once every figure has decoded (read by the headless-browser test).
-LOADED_SCRIPT = """
-window.addEventListener("load", () => {
-  const images = Array.from(document.images);
-  images.forEach(i => { i.dataset.natural = i.naturalWidth + "x" + i.naturalHeight; });
-  const ok = images.filter(i => i.complete && i.naturalWidth > 0).length;
-  document.body.dataset.imagesLoaded = ok + "/" + images.length;
-});
-"""
-
-
-def render_html(report: Report) -> str:
-    esc = html.escape
-    body = ["<h1>Scaling-law report</h1>", "<ul>"]
-    body += [f"<li>{esc(line)}</li>" for line in _summary_lines(report)]
-    body.append("</ul>")
-    for name, table in report.tables.items():
-        body += [f"<h2>{esc(TABLE_TITLES[name])}</h2>", _html_table(table)]
-    body.append("<h2>Figures</h2>")
-    for s in report.sections:
-        encoded = base64.b64encode((report.out / f"{s.stem}.png").read_bytes()).decode("ascii")
-        body.append(
-            f'<figure id="{esc(s.stem)}"><h3>{esc(s.title)}</h3>'
-            f'<img alt="{esc(s.title)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{esc(s.caption)}</figcaption></figure>"
-        )
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{OFFLINE_POLICY}">'
-        "<title>Scaling-law report</title>"
-        f"<style>{STYLE_CSS}</style></head>\n<body>\n"
-        + "\n".join(body)
-        + f"\n<script>{LOADED_SCRIPT}</script>\n</body></html>\n"
-    )
-
-
-def _html_table(table: Table) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in table.headers)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table.rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

@@ -53,10 +53,21 @@ def test_round_trip_through_the_command_line(tmp_path):
     assert saved["fit"]["starts"] == 243 and saved["fit"]["mean_rel_error"] < 0.005
     assert (saved["fit"]["status"], saved["fit"]["problems"]) == ("ok", [])
     text = laws_cli(f"fit {table} --law chinchilla --grid coarse")
-    assert text.returncode == 0 and text.stdout.startswith("status: ok\n\nno held-out check")
+    # Status first, then the held-out error: by default a refit without the largest size
+    # (3.2e9: 8 runs), the law itself fitted to all 40; in-sample error comes after.
+    assert text.returncode == 0, text.stderr
+    first, second, third = text.stdout.split("\n\n")[:3]
+    assert first == "status: ok"
+    assert second.startswith("held-out error: mean ")
+    assert "on the 8 runs with N >= 3.2e+09" in second
+    assert "by default the largest model size is held out" in second
+    assert "fitted on the 32 runs below it" in second and "fitted to all 40 runs" in second
+    assert third.startswith("in-sample error (second")
+    assert saved["extrapolation"]["n_train"] == 32 and saved["extrapolation"]["default"]
     held = laws_cli(f"fit {table} --law chinchilla --grid coarse --holdout n<1e9")
     first, second = held.stdout.split("\n\n")[:2]
-    assert first == "status: ok" and second.startswith("holdout n<1e+09")  # the headline
+    assert first == "status: ok" and second.startswith("held-out error: mean ")  # the headline
+    assert "split n<1e+09 (--holdout)" in second and "on the 16 runs with N >= 1e+09" in second
 
     predicted = laws_cli(f"predict --fit {fit_file} --n 2.27B --d 341B --json")
     assert predicted.returncode == 0, predicted.stderr
@@ -218,3 +229,45 @@ def test_sizes_are_written_the_way_the_paper_writes_them():
         "12",
     ]
     assert human(999_936) == "1M"  # a whole-batch budget just under 1M, not "1e+03K"
+
+
+def test_fit_lists_what_it_left_out_and_counts_failed_draws(tmp_path):
+    """A runs/ folder of Eq. 1 runs with a failed run, a diverged one (loss NaN) and a repeated
+    seed: the fit says it left out 3 (1 failed, 1 unusable, 1 averaged) and names each; the
+    bootstrap line and every interval carry their failed-draw counts."""
+    rng = np.random.default_rng(1)
+    runs = tmp_path / "runs"
+    for i, n in enumerate(2e8 * 2.0 ** np.arange(4)):
+        for j, d in enumerate(2e9 * 2.0 ** np.arange(5)):
+            loss = float(EQ1_CHINCHILLA.predict(n, d)) * np.exp(rng.normal(0, 0.008))
+            result = {"status": "completed", "n_params": n, "tokens": d, "val_bpc": loss}
+            (runs / f"r{i}{j}").mkdir(parents=True)
+            (runs / f"r{i}{j}" / "result.json").write_text(json.dumps(result))
+    extra = {
+        "seed2": {"status": "completed", "n_params": 2e8, "tokens": 2e9, "val_bpc": 0.5},
+        "boom": {"status": "failed", "step": 17, "error": "CUDA out of memory"},
+        "nan": {"status": "completed", "n_params": 4e8, "tokens": 1e9, "val_bpc": float("nan")},
+    }
+    for name, result in extra.items():
+        (runs / name).mkdir()
+        (runs / name / "result.json").write_text(json.dumps(result))
+    done = laws_cli(f"fit {runs} --law chinchilla --grid coarse --bootstrap 6 --workers 1 --json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    left = data["fit"]["left_out"]
+    assert (left["count"], left["by_kind"]) == (3, {"failed": 1, "unusable": 1, "averaged": 1})
+    reasons = {Path(x["run"]).parent.name: x["reason"] for x in left["runs"]}
+    assert reasons["boom"] == "status 'failed' at step 17: CUDA out of memory"
+    assert reasons["nan"] == "loss=nan is not a positive finite number"
+    assert reasons["seed2"].startswith("repeat of N=2e+08, D=2e+09: averaged with")
+    assert data["fit"]["n_runs"] == 20
+    boot = data["bootstrap"]
+    assert boot["succeeded"] + boot["failed"] == 6 and boot["unit"] == "runs"
+    assert all(q["draws"] + q["failed"] == 6 for q in boot["quantities"].values())
+    text = laws_cli(f"fit {runs} --law chinchilla --grid coarse --bootstrap 6 --workers 1")
+    assert "left out of the fit: 3 runs (1 failed, 1 unusable, 1 averaged)" in text.stdout
+    assert "CUDA out of memory" in text.stdout
+    assert f"{boot['succeeded']} refitted, {boot['failed']} failed" in text.stdout
+    header = next(line for line in text.stdout.splitlines() if line.startswith("quantity"))
+    assert header.split()[-2:] == ["draws", "failed"]
+    assert "note: left out 2 runs (1 failed, 1 unusable)" in text.stderr

@@ -157,3 +157,42 @@ def test_repeated_seeds_become_one_row(tmp_path):
     assert repeat_summary(runs.select(mixture="0.7"))["rows_averaged"] == 0
     with pytest.raises(LawsError, match="duplicate runs: N=2e.08, D=2e.09 appears 3 times"):
         read_runs(tmp_path, average=False)
+
+
+def test_what_is_read_but_not_fitted_is_listed(tmp_path):
+    """Every result.json that is not a row is listed with its reason; select() keeps the left-out
+    runs that concern the chosen mixture and language (a failed run concerns every fit)."""
+    write_result(tmp_path, "a", **completed(2e8, 2e9, 0.40, code_fraction=1.0))
+    write_result(tmp_path, "b", **completed(4e8, 2e9, 0.38, code_fraction=1.0))
+    write_result(tmp_path, "c", **completed(4e8, 4e9, float("inf"), code_fraction=0.7))
+    write_result(tmp_path, "d", **completed(4e8, 4e9, -1.0, code_fraction=1.0))
+    write_result(tmp_path, "oom", status="failed", step=3, error="out of memory")
+    write_result(tmp_path, "live", status="running")
+    runs = read_runs(tmp_path)
+    assert len(runs) == 2
+    found = {(x.run.split("/")[-2], x.kind): x.reason for x in runs.left_out}
+    assert found == {
+        ("c", "unusable"): "loss=inf is not a positive finite number",
+        ("d", "unusable"): "loss=-1.0 is not a positive finite number",
+        ("oom", "failed"): "status 'failed' at step 3: out of memory",
+        ("live", "failed"): "status 'running'",
+    }
+    code = {x.run.split("/")[-2] for x in runs.select(mixture="1").left_out}
+    assert code == {"d", "oom", "live"}  # c is a 0.7 run
+
+
+def test_a_collected_table_lists_the_sweeps_missing_runs(tmp_path):
+    """`laws collect` writes runs.left_out.csv beside runs.csv; reading the table reads it too,
+    and a CSV row with a NaN loss is listed as unusable."""
+    table = tmp_path / "runs.csv"
+    table.write_text("N,D,loss\n2e8,2e9,0.40\n4e8,2e9,0.38\n4e8,4e9,0.36\n8e8,4e9,nan\n")
+    (tmp_path / "runs.left_out.csv").write_text(
+        "name,status,error,log\nn8e8_d8e9,failed,diverged at step 40,x.log\nn8e8_d2e9,missing,,\n"
+    )
+    runs = read_runs(table)
+    assert len(runs) == 3
+    assert [(x.kind, x.reason) for x in runs.left_out] == [
+        ("failed", "diverged at step 40"),
+        ("missing", "missing"),
+        ("unusable", "loss=nan is not a positive finite number"),
+    ]

@@ -214,6 +214,13 @@ def test_collect_lists_a_corrupt_result_as_failed(tmp_path, capsys):
     assert [(r["name"], r["log"]) for r in report["missing"]] == [("new", None), ("crash", None)]
     with open(report["out"]) as handle:
         assert [row["name"] for row in csv.DictReader(handle)] == ["done"]
+    with open(report["left_out"]) as handle:  # beside the table, read back with it by a fit
+        listed = {row["name"]: row["status"] for row in csv.DictReader(handle)}
+    assert listed == {"bad": "failed", "corrupt": "failed", "paused": "interrupted"} | {
+        "new": "missing",
+        "crash": "missing",
+    }
+    assert Path(report["left_out"]) == Path(report["out"]).with_name("results.left_out.csv")
     text = _laws(capsys, "collect", str(root), "--sweep", str(file))
     assert f"failed: bad (the training loss became nan at step 7); log: {root / 'bad'}" in text
     assert "missing: new; no log" in text
