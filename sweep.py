@@ -35,10 +35,10 @@ import yaml
 
 from configs import ConfigError, load_config
 from datamodules.config_pool import pool_source
-from laws.collect import LOG, run_state
-from laws.design import launch_plan
+from laws.runs.collect import LOG, run_state
+from laws.runs.design import launch_plan
 
-STATUSES = ("completed", "failed", "interrupted", "missing")  # laws.collect.run_state's
+STATUSES = ("completed", "failed", "interrupted", "missing")  # laws.runs.collect.run_state's
 PREEMPTED = 143  # train.py's exit status after saving a checkpoint on SIGTERM
 
 

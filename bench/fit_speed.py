@@ -26,9 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from laws import LawsError, Runs, bootstrap, fit_law  # noqa: E402
-from laws.fit_chinchilla import hoffmann_grid  # noqa: E402
-from laws.forms import Law  # noqa: E402
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER, paper_design  # noqa: E402
+from laws.fit.chinchilla import hoffmann_grid  # noqa: E402
+from laws.fit.forms import Law  # noqa: E402
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER, paper_design  # noqa: E402
 from laws.parallel import available_cores  # noqa: E402
 
 SILENT_ERROR = 0.015  # an "ok" fit above this in-sample error (or non-finite) failed silently

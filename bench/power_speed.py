@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from laws.cmd_power import report_text  # noqa: E402
-from laws.fit_chinchilla import GRIDS  # noqa: E402
-from laws.paper import EQ2_FARSEER, TABLE_1_COMPUTE  # noqa: E402
+from laws.analysis.power import Study, largest_size_out, power, read_design  # noqa: E402
+from laws.cli.commands.power import report_text  # noqa: E402
+from laws.fit.chinchilla import GRIDS  # noqa: E402
+from laws.fit.paper import EQ2_FARSEER, TABLE_1_COMPUTE  # noqa: E402
 from laws.parallel import available_cores  # noqa: E402
-from laws.power import Study, largest_size_out, power, read_design  # noqa: E402
 
 PAPER_SWEEP = ROOT / "configs" / "sweeps" / "paper.yaml"
 

@@ -4,12 +4,8 @@ Independent of training: it reads a table of runs (a runs/ directory or a CSV / 
 file). The command line is `python -m laws`; see docs/laws.md.
 """
 
-from laws.data import Runs, parse_quantity
-from laws.errors import LawsError, RunawayWarning
-from laws.fit_result import Fit
-from laws.fitting import fit_law, fit_per_language
-from laws.forms import Chinchilla, Farseer, PerLanguage, load_law
-from laws.optimal import (
+from laws.analysis.bootstrap import Bootstrap, bootstrap
+from laws.analysis.optimal import (
     Allocation,
     TrustRegion,
     compute_optimal,
@@ -17,8 +13,14 @@ from laws.optimal import (
     frontier,
     optimal_tokens,
 )
-from laws.results import read_runs
-from laws.validate import Bootstrap, Cutoff, bootstrap, holdout, leave_one_size_out
+from laws.analysis.validate import Cutoff, holdout, leave_one_size_out
+from laws.errors import LawsError, RunawayWarning
+from laws.fit.dispatch import fit_law, fit_per_language
+from laws.fit.forms import Chinchilla, Farseer, PerLanguage, load_law
+from laws.fit.result import Fit
+from laws.runs.read import read_runs
+from laws.runs.table import Runs
+from laws.units import parse_quantity
 
 __all__ = [
     "Allocation",

@@ -2,6 +2,6 @@
 
 import sys
 
-from laws.cli import main
+from laws.cli.app import main
 
 sys.exit(main())

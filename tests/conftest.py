@@ -11,7 +11,7 @@ import pytest
 
 from datamodules.pool import TokenPool
 from datamodules.prepare import PrepareSpec, prepare
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER
 
 NAMES = ["alpha", "beta", "gamma", "delta", "total", "count", "items", "value", "result", "node"]
 WORDS = "the a model reads data from which each value returns when list of code and text".split()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from laws.cli import main as laws_main
+from laws.cli.app import main as laws_main
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_SIZES = [round(2e8 * 2 ** (k / 2)) for k in range(9)]  # Table 2's targets, 0.2B..3.2B

@@ -7,15 +7,15 @@ import shlex
 import numpy as np
 import pytest
 
-from laws import figures
-from laws.cli import main
-from laws.data import Runs
+from laws.analysis.optimal import crossovers
+from laws.analysis.validate import Cutoff
+from laws.cli.app import main
 from laws.errors import LawsError
-from laws.fit_result import error_summary
-from laws.forms import Chinchilla
-from laws.optimal import crossovers
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER, TABLE_1, TABLE_1_COMPUTE
-from laws.validate import Cutoff
+from laws.fit.forms import Chinchilla
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER, TABLE_1, TABLE_1_COMPUTE
+from laws.fit.result import error_summary
+from laws.present import figures
+from laws.runs.table import Runs
 
 # A code/NL mixture typed in for the tests: better than Eq. 1 with little data, worse with much.
 MIXTURE = Chinchilla(E=0.235, A=534.374, alpha=0.4853, B=50.0, beta=0.2983)

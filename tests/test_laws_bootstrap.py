@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from laws import Chinchilla, LawsError, Runs, bootstrap, fit_law
-from laws.bootstrap import Bootstrap
-from laws.fit_chinchilla import from_law, hoffmann_grid
-from laws.paper import EQ2_FARSEER, paper_design
+from laws.analysis.bootstrap import Bootstrap
+from laws.fit.chinchilla import from_law, hoffmann_grid
+from laws.fit.paper import EQ2_FARSEER, paper_design
 
 TRUTH = Chinchilla(E=0.2193, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
 GRID = hoffmann_grid(alpha=[0.5], beta=[0.5], e=[-1.0], a=[5.0, 10.0], b=[5.0])
-BOOTSTRAP = importlib.import_module("laws.bootstrap")  # `laws.bootstrap` is also the function
+BOOTSTRAP = importlib.import_module("laws.analysis.bootstrap")  # `laws.bootstrap` is the function
 
 
 def synthetic(noise: float, seed: int = 0) -> Runs:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laws.cli import command_modules, main
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER
+from laws.cli.app import command_modules, main
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,7 +219,7 @@ def test_commands_are_discovered_from_modules():
 
 
 def test_sizes_are_written_the_way_the_paper_writes_them():
-    from laws.cli import human
+    from laws.units import human
 
     assert [human(v) for v in (2.27e9, 341e9, 120e6, 1500, 12)] == [
         "2.27B",

@@ -5,8 +5,8 @@ import pytest
 from scipy.optimize import check_grad
 
 from laws import Chinchilla, LawsError, Runs, fit_law
-from laws.batched_lbfgs import GTOL_MET, MAX_ITER, STALLED, minimize_batched
-from laws.fit_chinchilla import (
+from laws.fit.batched_lbfgs import GTOL_MET, MAX_ITER, STALLED, minimize_batched
+from laws.fit.chinchilla import (
     GRIDS,
     _best,
     chinchilla_problems,
@@ -15,7 +15,7 @@ from laws.fit_chinchilla import (
     huber_objective,
     to_law,
 )
-from laws.paper import paper_design
+from laws.fit.paper import paper_design
 
 TRUTH = Chinchilla(E=0.2193, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
 SMALL_GRID = hoffmann_grid(alpha=[0.5, 1.0], beta=[0.5], e=[-1.0, 0.0], a=[5.0, 10.0], b=[5.0])
@@ -285,3 +285,25 @@ def test_a_term_the_runs_cannot_see_is_flagged():
     rising = Chinchilla(E=0.2, A=0.01, alpha=-0.1, B=76.07, beta=0.2983)
     problems = chinchilla_problems(rising, Runs.from_arrays(n, d, loss), True, 0.0)
     assert any("alpha = -0.1 is not positive" in p for p in problems)
+
+
+def test_two_model_sizes_leave_alpha_free_and_are_flagged():
+    """At two sizes, E + A/N^alpha is pinned only through its difference between them, so a law
+    with alpha doubled (A rescaled to keep that difference, E shifted to keep the level) fits
+    every run exactly as well: the fit must call itself unreliable, and a third size clears it."""
+    n, d = np.meshgrid([1e8, 4e8], [2e9, 8e9, 3.2e10], indexing="ij")
+    n, d = n.ravel(), d.ravel()
+    runs = Runs.from_arrays(n, d, TRUTH.predict(n, d))
+    # the hand-built twin: alpha 0.9706, same A N^-alpha gap between the sizes, same level
+    gap = TRUTH.A * (1e8**-TRUTH.alpha - 4e8**-TRUTH.alpha)
+    alpha = 2 * TRUTH.alpha
+    a = gap / (1e8**-alpha - 4e8**-alpha)
+    e = TRUTH.E + TRUTH.A * 4e8**-TRUTH.alpha - a * 4e8**-alpha
+    twin = Chinchilla(E=e, A=a, alpha=alpha, B=TRUTH.B, beta=TRUTH.beta)
+    np.testing.assert_allclose(twin.predict(n, d), TRUTH.predict(n, d), rtol=1e-12)
+    fit = fit_law(runs, "chinchilla", starts=GRIDS["coarse"]())
+    assert fit.status == "unreliable"
+    assert any("2 distinct N: A and alpha are not both identified" in p for p in fit.problems)
+    wider = np.concatenate([n, np.full(3, 1.6e9)]), np.concatenate([d, d[:3]])
+    third = fit_law(Runs.from_arrays(*wider, TRUTH.predict(*wider)), "chinchilla")
+    assert not any("distinct" in p for p in third.problems)

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad
 
-from laws import LawsError, Runs, farseer_joint, fit_farseer, fit_law
-from laws.farseer_joint import box_cox_log_terms, from_box_cox, to_box_cox
-from laws.fit_farseer import farseer_problems
-from laws.forms import Farseer, farseer_log_terms
-from laws.paper import EQ2_FARSEER, paper_design
+from laws import LawsError, Runs, fit_law
+from laws.fit import farseer as fit_farseer
+from laws.fit import farseer_joint
+from laws.fit.farseer import farseer_problems
+from laws.fit.farseer_joint import box_cox_log_terms, from_box_cox, to_box_cox
+from laws.fit.forms import Farseer, farseer_log_terms
+from laws.fit.paper import EQ2_FARSEER, paper_design
 
 
 def ragged_design(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +130,7 @@ def test_an_exponent_pushed_onto_its_bound_is_flagged():
 def test_an_unconverged_joint_refinement_is_not_used(monkeypatch):
     """Three evaluations cannot converge: the joint candidate is reported, not chosen, and the
     fit names it among its problems."""
-    monkeypatch.setattr("laws.farseer_joint.MAX_NFEV", 3)
+    monkeypatch.setattr("laws.fit.farseer_joint.MAX_NFEV", 3)
     runs, _ = paper_replica(6)
     fit = fit_law(runs, "farseer")
     assert fit.details["chosen"] == "piecewise" and fit.details["joint_converged"] is False

@@ -7,8 +7,8 @@ import pytest
 from scipy.optimize import check_grad
 
 from laws import Chinchilla, LawsError, PerLanguage, load_law
-from laws.forms import farseer_log_terms
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER
+from laws.fit.forms import farseer_log_terms
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER
 
 TABLE_1_ND = [(6.37e9, 127e9), (2.27e9, 341e9), (1.34e9, 567e9)]
 

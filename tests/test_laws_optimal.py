@@ -16,7 +16,7 @@ from laws import (
     frontier,
     optimal_tokens,
 )
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER
 
 C = 5.36e21
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import yaml
 
-import laws.power
-from laws.cli import main
-from laws.cmd_power import report_text
+import laws.analysis.power
+from laws.analysis.power import Design, Study, power, read_design
+from laws.cli.app import main
+from laws.cli.commands.power import report_text
 from laws.errors import LawsError
-from laws.fit_chinchilla import hoffmann_grid
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER, paper_design
-from laws.power import Design, Study, power, read_design
+from laws.fit.chinchilla import hoffmann_grid
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER, paper_design
 
 # Two starts near Eq. 1 (as tests/test_laws_validate.py): a fit in milliseconds, not seconds.
 FAST = {
@@ -84,7 +84,7 @@ def test_a_misspecified_fit_shows_its_bias_in_the_coverage():
 def test_failed_replicas_are_counted_not_dropped(monkeypatch):
     """A fit that raises is counted and named; which replicas fail follows from the seed's
     draws (row r is replica r), here those whose first run drew positive noise."""
-    real = laws.power.fit_law
+    real = laws.analysis.power.fit_law
     first_true = float(EQ1_CHINCHILLA.predict(1e8, 2e9))
 
     def flaky(runs, law, **options):
@@ -92,7 +92,7 @@ def test_failed_replicas_are_counted_not_dropped(monkeypatch):
             raise LawsError("simulated failure")
         return real(runs, law, **options)
 
-    monkeypatch.setattr(laws.power, "fit_law", flaky)
+    monkeypatch.setattr(laws.analysis.power, "fit_law", flaky)
     replicas, seed = 12, 5
     design = grid_design()
     draws = np.random.default_rng(seed).standard_normal((replicas, len(design.n)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from laws import LawsError, Runs, read_runs
-from laws.data import repeat_summary
+from laws.runs.table import repeat_summary
 
 
 def write_result(root, name, **fields):

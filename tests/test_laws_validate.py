@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from laws import Chinchilla, Cutoff, LawsError, Runs, fit_law, holdout, leave_one_size_out
-from laws.fit_chinchilla import hoffmann_grid
-from laws.fit_result import error_summary
-from laws.paper import paper_design
-from laws.validate import extrapolation, split
+from laws.analysis.validate import extrapolation, split
+from laws.fit.chinchilla import hoffmann_grid
+from laws.fit.paper import paper_design
+from laws.fit.result import error_summary
 
 TRUTH = Chinchilla(E=0.2193, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
 GRID = hoffmann_grid(alpha=[0.5], beta=[0.5], e=[-1.0], a=[5.0, 10.0], b=[5.0])

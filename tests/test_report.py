@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laws.cli import main
+from laws.analysis.optimal import TrustRegion, compute_optimal
+from laws.analysis.validate import Cutoff
+from laws.cli.app import main
 from laws.errors import RunawayWarning
-from laws.fit_chinchilla import GRIDS
-from laws.fit_result import error_summary
-from laws.fitting import fit_law
-from laws.forms import Chinchilla, load_law
-from laws.optimal import TrustRegion, compute_optimal
-from laws.paper import EQ1_CHINCHILLA, EQ2_FARSEER, TABLE_1
-from laws.results import read_runs
-from laws.validate import Cutoff
+from laws.fit.chinchilla import GRIDS
+from laws.fit.dispatch import fit_law
+from laws.fit.forms import Chinchilla, load_law
+from laws.fit.paper import EQ1_CHINCHILLA, EQ2_FARSEER, TABLE_1
+from laws.fit.result import error_summary
+from laws.runs.read import read_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MIXTURE = Chinchilla(E=0.235, A=534.374, alpha=0.4853, B=50.0, beta=0.2983)
@@ -185,15 +185,17 @@ def test_tiny_study_report_fits_what_the_runs_allow(tiny_report):
     # By default the law is refitted without the largest size and scored on its 3 runs.
     runs = read_runs(tiny_report["runs"]).select()
     largest = runs.n == max(TINY_N)
-    by_hand = fit_law(runs.subset(~largest), "chinchilla", starts=GRIDS["coarse"]())
+    by_hand = fit_law(runs.subset(~largest), "chinchilla", starts=GRIDS["coarse"](), workers=None)
     expected = error_summary(by_hand.law, runs.subset(largest))
     assert held["runs"] == "held out" and held["count"] == "3"
     assert held["split"] == f"n<{max(TINY_N):.4g} (refit, default)"
     check = fit["extrapolation"]
-    assert check["default"] and check["n_train"] == 6 and held["status"] == "ok"
-    # 6 runs for 5 parameters leave A and alpha nearly free: refits with the starts split
-    # differently over processes end 5% apart in A and 0.2% apart in this error
-    assert check["mean_rel_error"] == pytest.approx(expected["mean_rel_error"], rel=5e-3)
+    assert check["default"] and check["n_train"] == 6
+    # Two sizes are left: E + A/N^alpha through two points is a family of laws, so the held-out
+    # refit must say it cannot be trusted (its alpha moves with how the starts are split).
+    assert held["status"] == "unreliable"
+    assert any("2 distinct N" in problem for problem in check["problems"])
+    assert check["mean_rel_error"] == pytest.approx(expected["mean_rel_error"], rel=1e-6)
     assert held["mean"] == f"{check['mean_rel_error']:.3%}"
     (status,) = rows_of(data, "status")
     assert (status["law"], status["status"], status["parameters"]) == ("chinchilla", "ok", "5")

@@ -13,7 +13,7 @@ import yaml
 
 import sweep
 from configs import load_config
-from laws.cli import main as laws_main
+from laws.cli.app import main as laws_main
 from lightning_modules import run as runner
 
 ROOT = Path(__file__).resolve().parent.parent

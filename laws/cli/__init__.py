@@ -1,0 +1,1 @@
+"""The command line, `python -m laws` (the parser and main are in `laws.cli.app`)."""

@@ -1,0 +1,1 @@
+"""The law forms (Chinchilla, Farseer, per language) and the fitters that find their parameters."""

@@ -1,0 +1,1 @@
+"""The figures and the one-page report of a study."""
