@@ -19,6 +19,11 @@ finishes the study. The exit status is 1 while failed runs remain (local: or int
          <run>/slurm_job; a later pass skips runs whose job squeue still lists)
   print  prints the train.py command lines, for torchrun or any other scheduler
 Skipped and failed runs are listed on stdout by `local`, on stderr by `slurm` and `print`.
+
+A WSD sweep (`laws design --schedule wsd`) holds families: a parent per size and its decay
+branches. Parents are launched first; a branch waits for its parent: `local` runs it once the
+parent has completed, `slurm` submits it with `--dependency=afterok:<parent job>`, and a branch
+whose parent failed is reported blocked and not launched (exit status 1).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from datamodules.config_pool import pool_source
 from laws.runs.collect import LOG, run_state
 from laws.runs.design import launch_plan
 
-STATUSES = ("completed", "failed", "interrupted", "missing")  # laws.runs.collect.run_state's
+# laws.runs.collect.run_state's, and "blocked": a WSD branch whose parent has not completed
+STATUSES = ("completed", "failed", "interrupted", "missing", "blocked")
 PREEMPTED = 143  # train.py's exit status after saving a checkpoint on SIGTERM
 
 
@@ -47,6 +53,7 @@ class SweepRun:
     name: str
     overrides: list[str]  # sweep-wide, the run's own, then the command line's
     directory: Path
+    parent: SweepRun | None = None  # a WSD branch's parent run (laws design --schedule wsd)
 
     @property
     def log(self) -> Path:
@@ -71,18 +78,27 @@ def read_sweep(path: Path, cli_overrides: list[str]) -> tuple[str, list[SweepRun
     sweep_dir = Path(base.run.dir) / sweep["name"]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.yaml").write_text(path.read_text())  # for `laws collect`
-    runs = []
-    for spec in sweep["runs"]:
+    runs: dict[str, SweepRun] = {}
+    specs = sorted(sweep["runs"], key=lambda spec: "parent" in spec)  # parents before branches
+    for spec in specs:
         own = [
             f"model.n={spec['n']}",
             f"data.tokens={spec['tokens']}",
             f"data.code_fraction={spec['code_fraction']}",
             f"run.name={spec['name']}",
+            *spec.get("overrides", []),
         ]
+        parent = runs.get(spec["parent"]) if "parent" in spec else None
+        if "parent" in spec:
+            if parent is None:
+                raise ConfigError(
+                    f"{path}: run {spec['name']}'s parent {spec['parent']} is not a run"
+                )
+            own.append(f"family.parent={parent.directory}")
         others = [o for o in cli_overrides if not o.startswith("run.dir=")]  # replaced below
         overrides = [*sweep.get("overrides", []), *own, *others, f"run.dir={sweep_dir}"]
-        runs.append(SweepRun(spec["name"], overrides, sweep_dir / spec["name"]))
-    return sweep["name"], runs
+        runs[spec["name"]] = SweepRun(spec["name"], overrides, sweep_dir / spec["name"], parent)
+    return sweep["name"], list(runs.values())
 
 
 # Each status maps to its runs, each with what to tell about it (e.g. a failure's cause) or None.
@@ -101,6 +117,21 @@ def skip_text(run: SweepRun, state: dict) -> str:
         f"{run.name}: failed ({state.get('error')}), not launched: train.py refuses a failed run; "
         f"delete {run.directory} to retry it; {log_text(run)}"
     )
+
+
+def blocked_by_parent(run: SweepRun, state: dict) -> tuple[str, str] | None:
+    """("failed" | "waiting", why) when a WSD branch cannot start because its parent has not
+    completed, else None. A branch that has started resumes from its own checkpoints and needs
+    its parent no more."""
+    if run.parent is None or state["status"] != "missing":
+        return None
+    parent = run.parent.state()
+    if parent["status"] == "completed":
+        return None
+    if parent["status"] == "failed":
+        error = parent.get("error")
+        return "failed", f"its parent {run.parent.name} failed ({error}); {log_text(run.parent)}"
+    return "waiting", f"waiting for its parent {run.parent.name} ({parent['status']})"
 
 
 def status_after(returncode: int, state: dict) -> tuple[str, str | None]:
@@ -123,6 +154,11 @@ def run_local(runs: list[SweepRun]) -> Outcome:
             outcome[state["status"]].append((run, state.get("error")))
             print(f"{head} {skip_text(run, state)}")
             continue
+        blocked = blocked_by_parent(run, state)
+        if blocked:  # its parent ran earlier in this pass and did not complete
+            outcome["blocked"].append((run, blocked[1]))
+            print(f"{head} {run.name}: not launched, {blocked[1]}", flush=True)
+            continue
         verb = "resuming" if state["status"] == "interrupted" else "training"
         print(f"{head} {run.name}: {verb} (log: {run.log})", flush=True)
         run.directory.mkdir(parents=True, exist_ok=True)
@@ -142,10 +178,22 @@ def launch_elsewhere(
 ) -> Outcome:
     """slurm and print: a script or command line for every missing or interrupted run."""
     outcome: Outcome = {status: [] for status in STATUSES}
+    jobs: dict[str, str] = {}  # SLURM jobs queued or submitted in this pass, by run name
     for run in runs:
         state = run.state()
-        outcome[state["status"]].append((run, state.get("error")))
         job = queued_job(run) if launcher == "slurm" else None
+        if job is not None:
+            jobs[run.name] = job
+        blocked = blocked_by_parent(run, state)
+        after = None
+        if blocked and blocked[0] == "waiting":  # slurm: a dependency; print: listed after it
+            after = parent_job(run, jobs) if launcher == "slurm" else None
+            blocked = None
+        if blocked:
+            outcome["blocked"].append((run, blocked[1]))
+            print(f"{run.name}: not launched, {blocked[1]}", file=sys.stderr)
+            continue
+        outcome[state["status"]].append((run, state.get("error")))
         if state["status"] in ("completed", "failed"):
             print(skip_text(run, state), file=sys.stderr)
         elif job is not None:
@@ -159,22 +207,33 @@ def launch_elsewhere(
             run.directory.mkdir(parents=True, exist_ok=True)
             script = run.directory / "job.sbatch"
             script.write_text(sbatch_script(run, cpus, time))
+            dependency = [f"--dependency=afterok:{after}"] if after else []
             if submit:
                 submitted = subprocess.run(
-                    ["sbatch", "--parsable", str(script)],
+                    ["sbatch", "--parsable", *dependency, str(script)],
                     check=True,
                     capture_output=True,
                     text=True,
                 )
                 job = submitted.stdout.strip().split(";")[0]  # "id" or "id;cluster"
                 (run.directory / JOB_FILE).write_text(job + "\n")
-                print(f"{run.name}: submitted as SLURM job {job}")
+                jobs[run.name] = job
+                print(
+                    f"{run.name}: submitted as SLURM job {job}"
+                    + (f", after {after}" if after else "")
+                )
             else:
-                print(f"sbatch {script}")
+                print(shlex.join(["sbatch", *dependency, str(script)]))
     return outcome
 
 
 JOB_FILE = "slurm_job"  # the id of the run's last submitted job, in its folder
+
+
+def parent_job(run: SweepRun, jobs: dict[str, str]) -> str:
+    """The SLURM job a branch waits for: its parent's, queued or submitted in this pass (without
+    --submit, a placeholder naming the parent)."""
+    return jobs.get(run.parent.name) or queued_job(run.parent) or f"<job of {run.parent.name}>"
 
 
 def queued_job(run: SweepRun) -> str | None:
@@ -260,7 +319,10 @@ def main(argv: list[str]) -> int:
     print(f"sweep {name}: {counts}", file=stream)
     for run, error in outcome["failed"]:
         print(f"  failed: {run.name} ({error}); {log_text(run)}", file=stream)
-    unfinished = outcome["failed"] or (args.launcher == "local" and outcome["interrupted"])
+    for run, why in outcome["blocked"]:
+        print(f"  blocked: {run.name} ({why})", file=stream)
+    unfinished = outcome["failed"] or outcome["blocked"]
+    unfinished = unfinished or (args.launcher == "local" and outcome["interrupted"])
     return 1 if unfinished else 0
 
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from configs.sizes import ConfigError, parse_size
 
@@ -19,6 +19,8 @@ ATTN_BACKENDS = ("auto", "flash", "sdpa")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "fsdp")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+SCHEDULES = ("cosine", "wsd")  # lightning_modules.schedule implements them
+DECAY_SHAPES = ("1-sqrt", "linear", "cosine")
 
 Rule = Callable[[Any], str | None]  # None if the value is fine, else the valid range in words
 
@@ -93,6 +95,21 @@ def devices(value: Any) -> str | None:
     return None if ok else "a positive integer, -1 or auto"
 
 
+def optional_size(value: Any) -> str | None:
+    if value is None or size()(value) is None:
+        return None
+    return "a positive size such as 201M, 1.13B or 2e9, or null"
+
+
+def sizes(value: Any) -> str | None:
+    ok = isinstance(value, (list, tuple, ListConfig)) and all(size()(v) is None for v in value)
+    return None if ok else "a list of sizes such as [1M, 2M, 4M] (empty: no branches)"
+
+
+def optional_path(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, str) and value) else "a path or null"
+
+
 def run_name(value: Any) -> str | None:
     ok = value is None or (isinstance(value, str) and value and "/" not in value)
     return None if ok else "null or a folder name without '/'"
@@ -123,6 +140,13 @@ RULES: dict[str, Rule] = {
     "optim.beta2": fraction(False, True),
     "optim.eps": positive,
     "optim.grad_clip": non_negative,
+    "optim.schedule": one_of(SCHEDULES),
+    "optim.decay_fraction": fraction(True, True),
+    "optim.decay_shape": one_of(DECAY_SHAPES),
+    "optim.reference_tokens": optional_size,
+    "optim.hparam_law": optional_path,
+    "family.branches": sizes,
+    "family.parent": optional_path,
     "trainer.accelerator": one_of(ACCELERATORS),
     "trainer.devices": devices,
     "trainer.num_nodes": integer(1),
@@ -147,8 +171,34 @@ def check_values(cfg: DictConfig) -> None:
         problem = rule(value)
         if problem:
             raise ConfigError(f"{key}={value!r}: must be {problem}")
+    check_family(cfg)
     lr, floor = cfg.optim.lr, cfg.optim.min_lr
     if lr != "auto" and float(floor) > float(lr):
         raise ConfigError(
             f"optim.min_lr={floor} is above optim.lr={lr}: the floor must not exceed the peak"
+        )
+
+
+def check_family(cfg: DictConfig) -> None:
+    """A WSD family's keys fit together: only WSD runs branch, a run is a parent or a branch, and
+    a branch leaves its parent before the parent's own end."""
+    family, wsd = cfg.family, cfg.optim.schedule == "wsd"
+    if (family.branches or family.parent) and not wsd:
+        key = "family.branches" if family.branches else "family.parent"
+        raise ConfigError(
+            f"{key} is set but optim.schedule={cfg.optim.schedule}: only a WSD run's stable phase "
+            "is a prefix of a longer run; set optim.schedule=wsd"
+        )
+    if family.branches and family.parent:
+        raise ConfigError(
+            "family.branches and family.parent are both set: a run is a family's parent (it "
+            "trains the longest budget) or one of its branches, not both"
+        )
+    tokens = parse_size(cfg.data.tokens, "data.tokens")
+    longer = [b for b in family.branches if parse_size(b) >= tokens]
+    if longer:
+        raise ConfigError(
+            f"family.branches={list(family.branches)} holds budgets not below this run's "
+            f"data.tokens={cfg.data.tokens} ({longer}): a branch leaves its parent before the "
+            "parent's decay, so the parent is the family's longest run"
         )

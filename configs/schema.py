@@ -62,6 +62,17 @@ class OptimConfig:
     beta2: float = MISSING
     eps: float = MISSING
     grad_clip: float = MISSING
+    schedule: str = MISSING
+    decay_fraction: float = MISSING
+    decay_shape: str = MISSING
+    reference_tokens: Any = MISSING
+    hparam_law: str | None = MISSING
+
+
+@dataclass
+class FamilyConfig:
+    branches: list[Any] = MISSING
+    parent: str | None = MISSING
 
 
 @dataclass
@@ -96,6 +107,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    family: FamilyConfig = field(default_factory=FamilyConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -1,4 +1,5 @@
-"""What keeps a run trustworthy through failures: atomic checkpoints, a checkpoint on preemption
+"""What keeps a run trustworthy through failures: atomic checkpoints taken only at whole optimizer
+steps, a checkpoint on preemption
 (SIGTERM), a stop with a recorded failure when the loss stops being finite, and a wall clock that
 adds up the sessions of a resumed run."""
 
@@ -12,6 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -35,6 +37,20 @@ def at_step_boundary(trainer: L.Trainer) -> bool:
     """True after the last micro-batch of an optimizer step (nothing half-accumulated)."""
     ready = trainer.fit_loop.epoch_loop.batch_progress.current.ready
     return ready % trainer.accumulate_grad_batches == 0
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """Lightning's periodic checkpoint, taken only after a whole optimizer step.
+
+    ModelCheckpoint decides by the global step, which stays put through an accumulation; its
+    record of the last step saved stops a second save mid-step. A run started from another run's
+    checkpoint (a WSD branch from its parent's) does not inherit that record, and saved one
+    micro-batch into its first step: a state that did not resume to the same numbers.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if at_step_boundary(trainer):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 class FiniteLossGuard(L.Callback):

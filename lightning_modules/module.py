@@ -11,8 +11,8 @@ from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from lightning_modules.model import Block, Decoder, DecoderConfig
+from lightning_modules.schedule import Schedule
 from lightning_modules.shape import ModelShape
-from lightning_modules.steplaw import warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,20 @@ class OptimSettings:
     beta1: float
     beta2: float
     eps: float
+    schedule: str = "cosine"  # or "wsd" (lightning_modules.schedule)
+    decay_fraction: float = 0.2
+    decay_shape: str = "1-sqrt"
+
+    def lr_schedule(self) -> Schedule:
+        return Schedule(
+            self.schedule,
+            self.peak_lr,
+            self.min_lr,
+            self.warmup_steps,
+            self.total_steps,
+            self.decay_fraction,
+            self.decay_shape,
+        )
 
 
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -41,6 +55,7 @@ class DecoderLM(L.LightningModule):
         shape = ModelShape(**decoder["shape"])
         self.model = Decoder(DecoderConfig(**{**decoder, "shape": shape}))
         self.optim = OptimSettings(**optim)
+        self.schedule = self.optim.lr_schedule()
         self.compile_model = compile_model
         self._compiled = False
         self._loss = next_token_loss
@@ -111,7 +126,7 @@ class DecoderLM(L.LightningModule):
 
     def configure_optimizers(self):
         """AdamW (fused on CUDA) with decay on matrices only (norm gains are not decayed); the
-        warm-up + cosine schedule is applied in `optimizer_step`."""
+        schedule (warm-up, then cosine or WSD) is applied in `optimizer_step`."""
         o = self.optim
         # By name, not by p.ndim: FSDP presents its shards as flat 1-d views.
         params = list(self.named_parameters())
@@ -130,8 +145,7 @@ class DecoderLM(L.LightningModule):
         return optimizer
 
     def learning_rate(self, step: int) -> float:
-        o = self.optim
-        return warmup_cosine(step, o.peak_lr, o.min_lr, o.warmup_steps, o.total_steps)
+        return self.schedule(step)
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         """Set the lr from the global step itself, not from a scheduler's own counter: a run

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from configs import ConfigError, parse_size
 from lightning_modules.resources import Layout, choose_layout, estimate_micro_batch
+from lightning_modules.schedule import decay_start
 from lightning_modules.shape import (
     TABLE2_TARGETS,
     ModelShape,
@@ -18,7 +19,7 @@ from lightning_modules.shape import (
     training_flops,
     training_flops_with_attention,
 )
-from lightning_modules.steplaw import step_law_batch_tokens, step_law_lr
+from lightning_modules.steplaw import load_hparam_law
 
 MAX_WARMUP = 2000  # Step Law's recipe
 # Short runs keep the recipe's warm-up as a share of the run: 2000 steps is 20% of a 10k-step
@@ -38,6 +39,16 @@ class RunPlan:
     layout: Layout
     steps: int
     warmup_steps: int
+    schedule: str = "cosine"
+    decay_fraction: float = 0.2
+    decay_shape: str = "1-sqrt"
+    reference_tokens: int | None = None  # the budget Step Law's lr and batch are taken at
+    hparam_law: str | None = "step-law"  # whose lr / batch law `auto` used (None: both given)
+
+    @property
+    def decay_start_step(self) -> int | None:
+        """WSD: the first step of the decay (where a branch of this budget leaves its parent)."""
+        return decay_start(self.steps, self.decay_fraction) if self.schedule == "wsd" else None
 
     @property
     def micro_batch(self) -> int:
@@ -90,6 +101,12 @@ class RunPlan:
             "tokens_requested": self.tokens_requested,
             "lr": self.lr,
             "warmup_steps": self.warmup_steps,
+            "schedule": self.schedule,
+            "decay_fraction": self.decay_fraction if self.schedule == "wsd" else None,
+            "decay_shape": self.decay_shape if self.schedule == "wsd" else None,
+            "decay_start_step": self.decay_start_step,
+            "reference_tokens": self.reference_tokens or self.tokens_requested,
+            "hparam_law": self.hparam_law,
             "global_batch_tokens": self.global_batch_tokens,
             "global_batch_tokens_step_law": self.batch_tokens_target,
             "global_batch_sequences": self.global_batch_sequences,
@@ -186,27 +203,34 @@ def world_size(cfg: DictConfig) -> int:
 
 
 def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
+    """The run's plan. Step Law's lr and batch are taken at `optim.reference_tokens` (default:
+    the run's own budget): a WSD family shares its longest budget's, since a branch cannot change
+    them mid-run. The auto warm-up is a share of the reference budget's steps likewise."""
     # The backend's name is checked with the config; whether it imports is checked where the
     # run trains (a plan, or a SLURM script, may be made on a login node without flash-attn).
     shape, n_target = model_shape(cfg.model)
     tokens = parse_size(cfg.data.tokens, "data.tokens")
+    reference = cfg.optim.reference_tokens
+    reference = tokens if reference is None else parse_size(reference, "optim.reference_tokens")
     seq_len = cfg.data.seq_len
-    lr = step_law_lr(shape.n_params, tokens) if cfg.optim.lr == "auto" else float(cfg.optim.lr)
+    law = load_hparam_law(cfg.optim.hparam_law)
+    lr = law.lr(shape.n_params, reference) if cfg.optim.lr == "auto" else float(cfg.optim.lr)
     if lr < cfg.optim.min_lr:
         raise ConfigError(
-            f"Step Law's learning rate for N={shape.n_params:,}, D={tokens:,} is {lr:.3g}, below "
-            f"optim.min_lr={cfg.optim.min_lr}: lower optim.min_lr or set optim.lr"
+            f"the learning rate of {law.source} for N={shape.n_params:,}, D={reference:,} is "
+            f"{lr:.3g}, below optim.min_lr={cfg.optim.min_lr}: lower optim.min_lr or set optim.lr"
         )
     batch_tokens = (
-        step_law_batch_tokens(tokens)
+        law.batch_tokens(reference, shape.n_params)
         if cfg.optim.batch_tokens == "auto"
         else parse_size(cfg.optim.batch_tokens, "optim.batch_tokens")
     )
+    auto = [k for k in ("lr", "batch_tokens") if cfg.optim[k] == "auto"]
     micro = micro_batch(cfg, shape, vocab_size, world_size)
     layout = batch_layout(cfg, batch_tokens / seq_len, micro, world_size)
     global_tokens = layout.global_batch_sequences * seq_len
     steps = max(1, round(tokens / global_tokens))
-    return RunPlan(
+    plan = RunPlan(
         shape=shape,
         n_target=n_target,
         vocab_size=vocab_size,
@@ -216,14 +240,34 @@ def make_plan(cfg: DictConfig, world_size: int, vocab_size: int) -> RunPlan:
         batch_tokens_target=batch_tokens,
         layout=layout,
         steps=steps,
-        warmup_steps=warmup_steps(cfg, steps),
+        warmup_steps=warmup_steps(cfg, steps, max(1, round(reference / global_tokens))),
+        schedule=cfg.optim.schedule,
+        decay_fraction=cfg.optim.decay_fraction,
+        decay_shape=cfg.optim.decay_shape,
+        reference_tokens=reference if cfg.optim.reference_tokens is not None else None,
+        hparam_law=law.source if auto else None,
     )
+    check_decay(plan)
+    return plan
 
 
-def warmup_steps(cfg: DictConfig, steps: int) -> int:
+def check_decay(plan: RunPlan) -> None:
+    """A WSD run's decay starts after its warm-up ends (else the budget is too small for it)."""
+    start = plan.decay_start_step
+    if start is not None and start < plan.warmup_steps:
+        raise ConfigError(
+            f"data.tokens={plan.tokens_requested:,} is {plan.steps} steps of "
+            f"{plan.global_batch_tokens:,} tokens, whose decay would start at step {start}, "
+            f"before the warm-up of {plan.warmup_steps} steps ends: the budget is smaller than "
+            "the warm-up; lower optim.warmup_steps or optim.decay_fraction, or raise data.tokens"
+        )
+
+
+def warmup_steps(cfg: DictConfig, steps: int, reference_steps: int | None = None) -> int:
+    """The configured warm-up, or (auto) a share of the reference budget's steps."""
     warmup = cfg.optim.warmup_steps
     if warmup == "auto":
-        return min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * steps)))
+        return min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * (reference_steps or steps))))
     if warmup >= steps:
         raise ConfigError(
             f"optim.warmup_steps={warmup} is not shorter than the run ({steps} steps): the rate "
@@ -258,7 +302,10 @@ def resumed_plan(cfg: DictConfig, plan: RunPlan, saved: dict) -> RunPlan:
     nodes = plan.layout.num_nodes
     layout = Layout(nodes, world // nodes, micro, per_device // micro)
     steps = int(saved["steps"])
-    resumed = replace(plan, layout=layout, steps=steps, warmup_steps=warmup_steps(cfg, steps))
+    reference = plan.reference_tokens or plan.tokens_requested
+    reference_steps = max(1, round(reference / (global_batch * plan.seq_len)))
+    warmup = warmup_steps(cfg, steps, reference_steps)
+    resumed = replace(plan, layout=layout, steps=steps, warmup_steps=warmup)
     now = resumed.as_dict()
     changed = [k for k in now if k in saved and k not in LAYOUT_KEYS and saved[k] != now[k]]
     if changed:

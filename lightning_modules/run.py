@@ -17,7 +17,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,11 +26,13 @@ from datamodules.datamodule import PoolDataModule
 from datamodules.pool import TokenPool, unigram_bits_per_char
 from lightning_modules.attention import check_backend
 from lightning_modules.bpc import ValidationBPC
+from lightning_modules.branches import BranchPoints, branch_start, branch_steps
 from lightning_modules.guards import (
     AtomicCheckpointIO,
     FiniteLossGuard,
     NonFiniteLoss,
     PreemptionCheckpoint,
+    StepCheckpoint,
     WallClock,
 )
 from lightning_modules.model import DecoderConfig
@@ -133,32 +134,64 @@ def train(cfg: DictConfig) -> dict:
         return previous
 
     clock = WallClock()
+    branch_points = branch_steps(cfg, plan)  # a parent's; checked before anything trains
     resume = newest_checkpoint(run_dir)
+    family = family_record(cfg, plan, branch_points)
     purge_step = None
+    if resume is None and cfg.family.parent:
+        start, seconds = branch_start(cfg, plan, identity)  # refused unless the parent wrote it
+        resume = str(start)
+        family.update(parent_checkpoint=resume, parent_seconds=seconds)
     if resume is None:
         start_over(run_dir)
     else:
         require_same_run(run_dir, identity, "holds a checkpoint of")
         if (run_dir / "plan.json").exists():
-            plan = resumed_plan(cfg, plan, json.loads((run_dir / "plan.json").read_text()))
+            saved = json.loads((run_dir / "plan.json").read_text())
+            plan = resumed_plan(cfg, plan, saved)
+            if family.get("parent_checkpoint", "") is None:  # a branch resuming its own run
+                recorded = saved.get("family") or {}
+                for key in ("parent_checkpoint", "parent_seconds"):
+                    family[key] = recorded.get(key)
         # TensorBoard drops what the killed session logged after this step: one curve.
         purge_step = torch.load(resume, map_location="cpu", mmap=True, weights_only=False)[
             "global_step"
         ]
     quiet_lightning()
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
-    trainer = make_trainer(cfg, plan, run_dir, clock, purge_step)
+    trainer = make_trainer(cfg, plan, run_dir, clock, purge_step, branch_points)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         write_fingerprint(run_dir, fingerprint)
-        write_json_atomic(run_dir / "plan.json", plan.as_dict())
+        write_json_atomic(run_dir / "plan.json", {**plan.as_dict(), "family": family})
         for warning in plan.warnings:
             print(f"note: {warning}")
         print(describe(plan))
         if resume is not None:
             print(f"resuming from {resume} (step {purge_step} of {plan.steps})")
-    return fit_and_record(cfg, plan, trainer, source, run_dir, clock, resume)
+    return fit_and_record(cfg, plan, trainer, source, run_dir, clock, resume, family)
+
+
+def family_record(cfg: DictConfig, plan: RunPlan, branch_points: dict[int, int]) -> dict:
+    """What plan.json and result.json say of the run's WSD family (role None: no family)."""
+    if cfg.family.parent:
+        start = plan.decay_start_step
+        return {
+            "role": "branch",
+            "parent": str(cfg.family.parent),
+            "parent_checkpoint": None,  # set when the branch starts from it
+            "parent_seconds": None,  # the parent's wall seconds there, within wall_seconds
+            "start_step": start,
+            "trained_tokens": (plan.steps - start) * plan.global_batch_tokens,
+        }
+    if branch_points:
+        return {
+            "role": "parent",
+            "branches": {str(step): tokens for step, tokens in sorted(branch_points.items())},
+            "trained_tokens": plan.tokens,
+        }
+    return {"role": None, "trained_tokens": plan.tokens}
 
 
 def describe(plan: RunPlan) -> str:
@@ -167,12 +200,18 @@ def describe(plan: RunPlan) -> str:
         f"model: N={s.n_params:,} non-embedding ({s.n_params_with_embedding(plan.vocab_size):,} "
         f"with embeddings), d_model {s.d_model}, {s.n_layer} layers, d_ff {s.d_ff}, {s.n_head} "
         f"heads; {plan.steps} steps of {plan.global_batch_sequences} x {plan.seq_len} tokens, "
-        f"peak lr {plan.lr:.3g}"
+        f"peak lr {plan.lr:.3g}, {plan.schedule}"
+        + (f" (decay from step {plan.decay_start_step})" if plan.schedule == "wsd" else "")
     )
 
 
 def make_trainer(
-    cfg: DictConfig, plan: RunPlan, run_dir: Path, clock: WallClock, purge_step: int | None
+    cfg: DictConfig,
+    plan: RunPlan,
+    run_dir: Path,
+    clock: WallClock,
+    purge_step: int | None,
+    branch_points: dict[int, int],
 ) -> L.Trainer:
     t = cfg.trainer
     val_every = t.val_every_steps if 0 < t.val_every_steps < plan.steps else plan.steps + 1
@@ -200,13 +239,14 @@ def make_trainer(
             clock,
             FiniteLossGuard(every=t.log_every_steps),
             PreemptionCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
-            ModelCheckpoint(
+            StepCheckpoint(
                 dirpath=run_dir / "checkpoints",
                 save_last=True,
                 save_top_k=0,
                 every_n_train_steps=t.checkpoint_every_steps,
             ),
             ThroughputLogger(flops_per_token(plan.shape, plan.seq_len, plan.vocab_size)),
+            *([BranchPoints(branch_points, run_dir)] if branch_points else []),
             # The bar reads the logged loss (a host-device sync) only when it refreshes.
             *([RunProgressBar(refresh_rate=t.log_every_steps)] if t.progress_bar else []),
         ],
@@ -224,6 +264,7 @@ def fit_and_record(
     run_dir: Path,
     clock: WallClock,
     resume: str | None,
+    family: dict,
 ) -> dict:
     datamodule = PoolDataModule(
         open_pool=lambda: TokenPool(source.path),
@@ -255,6 +296,9 @@ def fit_and_record(
             beta1=cfg.optim.beta1,
             beta2=cfg.optim.beta2,
             eps=cfg.optim.eps,
+            schedule=plan.schedule,
+            decay_fraction=plan.decay_fraction,
+            decay_shape=plan.decay_shape,
         ),
         compile_model=cfg.model.compile,
     )
@@ -270,7 +314,7 @@ def fit_and_record(
         fail(trainer, result_path, plan, plan.steps, f"validation BPC is {bpc.result['bpc']}")
     if not trainer.is_global_zero:
         return {}
-    result = make_result(cfg, plan, bpc.result, datamodule.pool, clock.seconds())
+    result = make_result(cfg, plan, bpc.result, datamodule.pool, clock.seconds(), family)
     write_json_atomic(result_path, result)
     print(
         f"validation BPC {result['val_bpc']:.4f} (bits per byte {result['val_bpb']:.4f}); "
@@ -289,7 +333,12 @@ def fail(trainer: L.Trainer, result_path: Path, plan: RunPlan, step: int, error:
 
 
 def make_result(
-    cfg: DictConfig, plan: RunPlan, final: dict, pool: TokenPool, wall_seconds: float
+    cfg: DictConfig,
+    plan: RunPlan,
+    final: dict,
+    pool: TokenPool,
+    wall_seconds: float,
+    family: dict,
 ) -> dict:
     p = plan.as_dict()
     return {
@@ -310,6 +359,8 @@ def make_result(
         "val_bytes": final["bytes"],
         "pool": {"path": str(pool.path), "tokenizer_hash": pool.meta["tokenizer_hash"]},
         "steps": p["steps"],
+        "schedule": p["schedule"],
+        "family": family,
         "wall_seconds": wall_seconds,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "plan": p,

@@ -31,12 +31,18 @@ SESSION_KEYS = (
     "data.cache_dir",
     "data.num_workers",
     "optim.micro_batch",
+    "family",  # a parent's branch points and a branch's parent folder: not what either trains
     "trainer",
     "cluster",
     "run.name",
     "run.dir",
 )
-SIZE_KEYS = ("model.n", "data.tokens", "optim.batch_tokens")  # 2M and 2e6 are one run
+SIZE_KEYS = (
+    "model.n",
+    "data.tokens",
+    "optim.batch_tokens",
+    "optim.reference_tokens",
+)  # 2M and 2e6 are one run
 FINGERPRINT_FILE = "pool_fingerprint.json"
 
 

@@ -1,38 +1,96 @@
-"""Step Law (seed 003): near-optimal peak learning rate and global batch from N and D.
+"""Hyperparameter laws: peak learning rate lr(N, D) and global batch B(D) in tokens.
 
-N is the non-embedding parameter count, D the training tokens. The published (rounded)
-coefficients are used: they give the batch sizes the paper's Table 1 starts from (620.0, 1089.7
-and 1456.8 sequences of 2048); the unrounded fit (1.7973, -0.71292, 0.30749; 0.58069, 0.57094)
-differs by under 0.1% in batch and under 2% in learning rate over the study's range.
+The default is Step Law's (seed 003), with its published (rounded) coefficients: they give the
+batch sizes the paper's Table 1 starts from (620.0, 1089.7 and 1456.8 sequences of 2048); the
+unrounded fit (1.7973, -0.71292, 0.30749; 0.58069, 0.57094) differs by under 0.1% in batch and
+under 2% in learning rate over the study's range. `optim.hparam_law=FILE` takes a law measured
+with `python -m laws hparams` instead (the same JSON format; configs/hparam_laws/).
+N is the non-embedding parameter count, D the training tokens.
 """
 
 from __future__ import annotations
 
-import math
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from configs import ConfigError
 
 LR_COEF, LR_N_EXP, LR_D_EXP = 1.79, -0.713, 0.307
 BATCH_COEF, BATCH_D_EXP = 0.58, 0.571
 
 
+@dataclass(frozen=True)
+class HparamLaw:
+    """lr = lr_coef N^lr_n D^lr_d and batch_tokens = batch_coef D^batch_d (N^batch_n, if fitted)."""
+
+    lr_coef: float = LR_COEF
+    lr_n: float = LR_N_EXP
+    lr_d: float = LR_D_EXP
+    batch_coef: float = BATCH_COEF
+    batch_d: float = BATCH_D_EXP
+    batch_n: float = 0.0
+    source: str = "step-law"
+
+    def lr(self, n_params: float, tokens: float) -> float:
+        return self.lr_coef * n_params**self.lr_n * tokens**self.lr_d
+
+    def batch_tokens(self, tokens: float, n_params: float = 1.0) -> float:
+        return self.batch_coef * tokens**self.batch_d * n_params**self.batch_n
+
+    def to_json(self) -> dict:
+        return {
+            "lr": {"coef": self.lr_coef, "n_exponent": self.lr_n, "d_exponent": self.lr_d},
+            "batch_tokens": {
+                "coef": self.batch_coef,
+                "d_exponent": self.batch_d,
+                **({"n_exponent": self.batch_n} if self.batch_n else {}),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, source: str) -> HparamLaw:
+        try:
+            lr, batch = data["lr"], data["batch_tokens"]
+            return cls(
+                float(lr["coef"]),
+                float(lr["n_exponent"]),
+                float(lr["d_exponent"]),
+                float(batch["coef"]),
+                float(batch["d_exponent"]),
+                float(batch.get("n_exponent", 0.0)),
+                source,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(
+                f"optim.hparam_law={source}: not a hyperparameter law ({err!r} missing or not a "
+                'number); expected {"lr": {"coef", "n_exponent", "d_exponent"}, '
+                '"batch_tokens": {"coef", "d_exponent"}}, as `python -m laws hparams` writes'
+            ) from None
+
+
+STEP_LAW = HparamLaw()
+
+
+def load_hparam_law(path: str | None) -> HparamLaw:
+    """Step Law's published law, or the one in `path` (a `laws hparams` law file)."""
+    if path is None:
+        return STEP_LAW
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text())
+    except OSError as err:
+        raise ConfigError(f"optim.hparam_law={path}: cannot read it ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"optim.hparam_law={path}: not valid JSON ({err})") from None
+    return HparamLaw.from_json(data, str(file))
+
+
 def step_law_lr(n_params: float, tokens: float) -> float:
     """Peak learning rate: 1.79 * N^-0.713 * D^0.307."""
-    return LR_COEF * n_params**LR_N_EXP * tokens**LR_D_EXP
+    return STEP_LAW.lr(n_params, tokens)
 
 
 def step_law_batch_tokens(tokens: float) -> float:
     """Global batch in tokens: 0.58 * D^0.571 (independent of N)."""
-    return BATCH_COEF * tokens**BATCH_D_EXP
-
-
-def warmup_cosine(step: int, peak_lr: float, min_lr: float, warmup: int, total: int) -> float:
-    """Linear warm-up to the peak, then cosine decay to a fixed floor at the last trained step.
-
-    Steps are 0 .. total-1, so the floor is reached at step total-1 (the recipe decays to it; a
-    schedule that reaches it at `total` never trains at it). The floor is an absolute learning
-    rate (1e-5 in Step Law's recipe); a peak below it makes the schedule flat after warm-up.
-    """
-    floor = min(min_lr, peak_lr)
-    if step < warmup:
-        return peak_lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - 1 - warmup))
-    return floor + 0.5 * (peak_lr - floor) * (1 + math.cos(math.pi * progress))
+    return STEP_LAW.batch_tokens(tokens)

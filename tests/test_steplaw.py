@@ -1,10 +1,10 @@
-"""Step Law values, the run plan built from them, and the learning-rate schedule."""
+"""Step Law values and the run plan built from them (schedules: tests/test_schedule.py)."""
 
 import pytest
 
 from configs import load_config
 from lightning_modules.plan import batch_layout, make_plan
-from lightning_modules.steplaw import step_law_batch_tokens, step_law_lr, warmup_cosine
+from lightning_modules.steplaw import step_law_batch_tokens, step_law_lr
 
 
 @pytest.mark.parametrize("tokens, sequences", [(127e9, 620.0), (341e9, 1089.7), (567e9, 1456.8)])
@@ -57,22 +57,3 @@ def test_explicit_lr_and_batch():
     plan = make_plan(cfg, world_size=1, vocab_size=4096)
     assert plan.lr == 0.001
     assert (plan.micro_batch, plan.grad_accumulation, plan.global_batch_tokens) == (8, 4, 8192)
-
-
-def test_schedule():
-    """111 steps (0..110), warm-up 10: the decay spans steps 10..110, halfway at step 60, and the
-    last trained step is at the floor."""
-    peak, floor, warmup, total = 1e-3, 1e-5, 10, 111
-    lrs = [warmup_cosine(s, peak, floor, warmup, total) for s in range(total)]
-    assert lrs[0] == pytest.approx(peak / warmup)
-    assert lrs[warmup - 1] == pytest.approx(peak)
-    assert lrs[warmup] == pytest.approx(peak)
-    assert lrs[60] == pytest.approx((peak + floor) / 2)
-    assert lrs[total - 1] == pytest.approx(floor, rel=1e-12)
-    assert all(a > b for a, b in zip(lrs[warmup:], lrs[warmup + 1 :], strict=False))
-
-
-def test_a_100_step_run_trains_its_last_step_at_the_floor():
-    """The issue's case: 100 steps ended at 3.1e-4 of the peak instead of the 1e-5 floor."""
-    last = warmup_cosine(99, 1e-3, 1e-5, 20, 100)
-    assert last == pytest.approx(1e-5, rel=1e-12)

@@ -100,7 +100,14 @@ def frontier(
 
 
 def _chinchilla_optimal(law: Chinchilla, compute: float, k: float) -> Allocation:
-    """G = (alpha A / (beta B))^(1/(alpha+beta)), N = G (C/k)^(beta/(alpha+beta)), D = C/(kN)."""
+    """G = (alpha A / (beta B))^(1/(alpha+beta)), N = G (C/k)^(beta/(alpha+beta)), D = C/(kN).
+
+    Only a law whose loss falls with both N and D (A, B, alpha, beta > 0) has this optimum."""
+    if not (law.alpha > 0 and law.beta > 0 and law.A > 0 and law.B > 0):
+        raise LawsError(
+            f"no compute-optimal allocation: the law's loss does not fall with both N and D "
+            f"(alpha={law.alpha:.3g}, beta={law.beta:.3g}, A={law.A:.3g}, B={law.B:.3g})"
+        )
     total = law.alpha + law.beta
     g = (law.alpha * law.A / (law.beta * law.B)) ** (1 / total)
     n = g * (compute / k) ** (law.beta / total)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from laws.analysis.hparams import GridRuns, fit_hparams, read_grid
 from laws.analysis.validate import HOLDOUT_KEYS, Cutoff, extrapolation, split
 from laws.errors import LawsError
 from laws.fit.chinchilla import GRIDS
@@ -62,12 +63,19 @@ def build_report(
         entries, skipped = _fit_entries(
             runs, out, str(results), cut, grid, mixture, language, workers
         )
-    if not entries:
+    grid = _hparam_grid(results)
+    if not entries and grid is None:
         reasons = "; ".join(f"{label}: {reason}" for label, reason in skipped)
         raise LawsError(f"no law could be fitted to {results} ({reasons}); add runs or give --fits")
     chosen_budgets = list(budgets) or default_budgets(runs)
     palette = Palette.for_runs(runs, [e.label for e in entries])
-    sections = _draw(runs, entries, chosen_budgets, references, palette, flops_per_token, out)
+    if entries:
+        sections = _draw(runs, entries, chosen_budgets, references, palette, flops_per_token, out)
+    else:  # a hyperparameter grid alone: its cells, and its landscapes below
+        figures.save(figures.design(runs).figure, out, "design")
+        sections = [Section("design", "Design", "The grid's (N, D) cells (paper Fig. 2).")]
+    if grid is not None:
+        _add_hparams(grid, out, sections, skipped)
     left_out = left_out_summary(runs)["runs"]
     report = Report(
         out=out,
@@ -85,6 +93,43 @@ def build_report(
     (out / "report.html").write_text(render_html(report))
     (out / "report.md").write_text(render_markdown(report))
     return report
+
+
+def _hparam_grid(results: str | Path) -> GridRuns | None:
+    """The results' lr x batch grid, if they hold one (a cell run at two or more lr)."""
+    if not Path(results).is_dir():
+        return None
+    try:
+        grid = read_grid(results)
+    except LawsError:
+        return None
+    varied = any(len(np.unique(grid.lr[rows])) > 1 for rows in grid.cells())
+    return grid if varied else None
+
+
+def _add_hparams(
+    grid: GridRuns, out: Path, sections: list[Section], skipped: list[tuple[str, str]]
+) -> None:
+    """The hyperparameter landscapes and the law fitted through them (`laws hparams`)."""
+    try:
+        law = fit_hparams(grid, resamples=200)
+    except LawsError as error:
+        skipped.append(("hyperparameter law", str(error)))
+        return
+    figures.save(figures.hparams(grid, law).figure, out, "hparams")
+    lr, batch = law["lr"], law["batch_tokens"]
+    flagged = f"; {len(law['problems'])} cells on a grid edge left out" if law["problems"] else ""
+    sections.append(
+        Section(
+            "hparams",
+            "Hyperparameter landscapes",
+            f"Loss over lr x batch per cell (white: +{law['tolerance']:.2%} contour; star: best "
+            f"run; x: the law's choice), and the fitted lr = {lr['coef']:.3g} "
+            f"N^{lr['n_exponent']:.3f} D^{lr['d_exponent']:.3f}, batch = {batch['coef']:.3g} "
+            f"D^{batch['d_exponent']:.3f} against the cells' optima{flagged} "
+            "(`laws hparams` writes the law file).",
+        )
+    )
 
 
 def default_budgets(runs: Runs) -> list[float]:

@@ -1,9 +1,10 @@
 """One results table from a sweep's run folders, and what is still missing or failed.
 
 The CSV is the long format `laws fit` reads: one row per run with the total BPC (language
-empty), then one row per validation language, plus the run's name, steps and wall time. The
-sweep's runs without a result (failed, interrupted, missing) go to `<table>.left_out.csv` beside
-it, which `laws.runs.read.read_runs` reads back, so a fit of the table lists what it did not see.
+empty), then one row per validation language, plus the run's name, schedule (cosine, or wsd for
+the runs of WSD families), steps and wall time. The sweep's runs without a result (failed,
+interrupted, missing) go to `<table>.left_out.csv` beside it, which `laws.runs.read.read_runs`
+reads back, so a fit of the table lists what it did not see.
 `run_state` is also how sweep.py decides what to launch, so both tell the same story.
 """
 
@@ -18,7 +19,10 @@ import yaml
 from laws.errors import LawsError
 from laws.runs.read import LEFT_OUT_COLUMNS, left_out_path
 
-COLUMNS = ("name", "N", "D", "C", "mixture", "language", "loss", "steps", "wall_seconds")
+COLUMNS = (
+    *("name", "N", "D", "C", "mixture", "language", "loss"),
+    *("schedule", "steps", "wall_seconds"),
+)
 # What a completed result.json must hold for its row.
 RESULT_KEYS = ("n_params", "tokens", "flops", "code_fraction", "steps", "wall_seconds", "val_bpc")
 LOG = "train.log"  # where sweep.py's launchers, local and SLURM, send a run's output
@@ -87,6 +91,7 @@ def collect(sweep_dir: str | Path, out: str | Path, sweep_file: str | Path | Non
             "D": state["tokens"],
             "C": state["flops"],
             "mixture": f"{float(state['code_fraction']):g}",
+            "schedule": state.get("schedule", "cosine"),  # a WSD branch is one (N, D) point too
             "steps": state["steps"],
             "wall_seconds": round(state["wall_seconds"], 1),
         }

@@ -146,7 +146,7 @@ def sweep_document(
         "overrides": overrides,
         "estimate": {
             "gpu_hours_at": f"{estimate.mfu:.0%} MFU of {estimate.peak_flops:.3g} FLOP/s",
-            "total_flops": float(sum(r["flops"] for r in runs)),
+            "total_flops": float(sum(r.get("trained_flops", r["flops"]) for r in runs)),
             "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
         },
         "runs": runs,

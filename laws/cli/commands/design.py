@@ -29,6 +29,9 @@ from laws.runs.design import (
     log_grid,
     sweep_document,
 )
+from laws.runs.families import add_families, protocol_costs
+from laws.runs.hparam_grid import grid_runs
+from lightning_modules.steplaw import load_hparam_law
 
 NAME = "design"
 HELP = "lay out (N, D) runs and write a sweep file"
@@ -119,7 +122,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="train.py override for every run (repeatable), e.g. --set trainer.strategy=fsdp",
     )
+    parser.add_argument(
+        "--schedule",
+        choices=("cosine", "wsd"),
+        default="cosine",
+        help="cosine: every run from scratch (the paper's); wsd: per size one parent at the "
+        "longest budget and decay branches off it (docs/sweeps.md)",
+    )
+    parser.add_argument("--decay-fraction", type=float, default=0.2, help="wsd: decay share")
+    parser.add_argument(
+        "--decay-shape", choices=("1-sqrt", "linear", "cosine"), default="1-sqrt", help="wsd"
+    )
+    parser.add_argument(
+        "--wsd-reference",
+        choices=("longest", "shortest"),
+        default="longest",
+        help="wsd: the budget whose Step Law lr and batch a family shares",
+    )
+    parser.add_argument(
+        "--hparam-grid",
+        action="store_true",
+        help="an lr x batch grid at each of --cells (Step Law's method; fit with laws hparams)",
+    )
+    parser.add_argument("--cells", type=cells, help='--hparam-grid: "N:D,N:D,..." e.g. 100K:1M')
+    parser.add_argument("--lr-steps", type=positive_int, default=9, help="lr values, sqrt(2) apart")
+    parser.add_argument("--batch-steps", type=positive_int, default=5, help="batches, 2x apart")
+    parser.add_argument(
+        "--hparam-law", help="the law whose lr and batch centre the grid (default: Step Law's)"
+    )
     parser.add_argument("--description", default="")
+
+
+def cells(text: str) -> list[tuple[float, float]]:
+    found = []
+    for part in text.split(","):
+        pieces = part.strip().split(":")
+        if len(pieces) != 2:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected N:D, e.g. 100K:1M")
+        found.append((quantity(pieces[0]), quantity(pieces[1])))
+    return found
 
 
 def run(args: argparse.Namespace) -> Output:
@@ -128,15 +169,27 @@ def run(args: argparse.Namespace) -> Output:
     except ValueError as err:
         raise LawsError(f"--mixtures {args.mixtures!r}: expected numbers like 1.0,0.7,0.3") from err
     estimate = Estimate(args.vocab_size, args.seq_len, args.peak_flops, args.mfu)
-    runs = design_runs(
-        log_grid(*args.n),
-        log_grid(*args.d),
-        mixtures,
-        args.min_d_over_n,
-        args.max_d_over_n,
-        args.max_flops,
-        estimate,
-    )
+    if args.hparam_grid:
+        if not args.cells:
+            raise LawsError('--hparam-grid needs --cells "N:D,N:D,...", e.g. 100K:1M,400K:1M')
+        if args.schedule != "cosine" or len(mixtures) > 1:
+            raise LawsError("--hparam-grid takes one mixture and the cosine schedule")
+        try:
+            law = load_hparam_law(args.hparam_law)
+        except ConfigError as err:
+            raise LawsError(str(err)) from err
+        steps = (args.lr_steps, args.batch_steps)
+        runs = grid_runs(args.cells, law, *steps, estimate, mixtures[0])
+    else:
+        runs = design_runs(
+            log_grid(*args.n),
+            log_grid(*args.d),
+            mixtures,
+            args.min_d_over_n,
+            args.max_d_over_n,
+            args.max_flops,
+            estimate,
+        )
     out = Path(args.out)
     name = args.name or out.stem
     overrides = [
@@ -151,7 +204,22 @@ def run(args: argparse.Namespace) -> Output:
         raise LawsError(f"--set: {err}") from err
     if planned:
         add_layouts(runs, overrides, args.vocab_size)
+    if args.schedule == "wsd":
+        if not 0 < args.decay_fraction < 1:
+            raise LawsError(f"--decay-fraction {args.decay_fraction}: a share in (0, 1), e.g. 0.2")
+        wsd = [f"optim.decay_shape={args.decay_shape}"]
+        add_families(
+            runs, [*overrides, *wsd], args.vocab_size, args.decay_fraction, args.wsd_reference
+        )
+        overrides += [
+            "optim.schedule=wsd",
+            f"optim.decay_fraction={args.decay_fraction}",
+            *wsd,
+        ]
     document = sweep_document(name, runs, overrides, estimate, args.description)
+    costs = protocol_costs(runs)
+    if args.schedule == "wsd":
+        document["estimate"] = {**document["estimate"], **costs}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(document, sort_keys=False, width=100))
     columns = [
@@ -163,14 +231,24 @@ def run(args: argparse.Namespace) -> Output:
         ("gpu_hours", "GPU-h", ".1f"),
     ]
     rows = runs
+    if args.hparam_grid:
+        columns[3:3] = [("lr", "lr", ".3g"), ("batch_tokens", "batch", "size")]
     if planned:
         columns += [("layout_text", "nodes x GPUs x micro x acc", ""), ("wall_hours", "h", ".1f")]
         rows = [{**r, "layout_text": layout_text(r["layout"])} for r in runs]
+    if args.schedule == "wsd":
+        columns[1:1] = [("role", "role", "")]
+        columns.append(("trained_flops", "trained", ".3g"))
     total = document["estimate"]
     text = format_table(rows, columns) + (
         f"\n{len(runs)} runs, {total['total_flops']:.3g} FLOPs, about {total['total_gpu_hours']:,} "
         f"GPU-hours at {total['gpu_hours_at']}; written to {out}"
     )
+    if args.schedule == "wsd":
+        text += (
+            f"\ncompute: cosine from scratch {costs['cosine_flops']:.3g} FLOPs, WSD families "
+            f"{costs['wsd_flops']:.3g} FLOPs: {costs['saving']:.0%} saved"
+        )
     return Output({"out": str(out), **document}, text)
 
 

@@ -6,10 +6,13 @@ paper can be drawn too."""
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from laws.analysis.hparams import fit_hparams, read_grid
 from laws.cli.common import Output, add_no_average, add_references, cutoff, load_runs, quantity
 from laws.errors import LawsError
 from laws.present import figures
@@ -78,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Output:
+    if args.kind == "hparams":
+        plot = _hparams(args)
+        written = [str(path) for path in figures.save(plot.figure, args.out, args.kind)]
+        data = {"kind": args.kind, "written": written, "data": figures.summarise(plot.data)}
+        return Output(data, f"{args.kind}: written {', '.join(written)}")
     laws = figures.read_fits(args.fit, args.label, args.language)
     runs = load_runs(args) if args.results else None
     palette = Palette.for_runs(runs, [entry.label for entry in laws])
@@ -185,6 +193,19 @@ def _mixtures(
     sizes = args.sizes or figures.default_sizes(n_range)
     plain = {entry.label: entry.law for entry in laws}
     return figures.mixtures(plain, sizes, args.ratios, n_range=n_range, palette=palette)
+
+
+def _hparams(args: argparse.Namespace) -> Plot:
+    """A grid of lr x batch runs and its hyperparameter law (--fit, or fitted here)."""
+    if not args.results:
+        raise LawsError("plot hparams needs RESULTS: the runs of a --hparam-grid sweep, or a CSV")
+    grid = read_grid(args.results)
+    if len(args.fit) > 1:
+        raise LawsError("plot hparams draws one law: give at most one --fit (a laws hparams file)")
+    law = json.loads(Path(args.fit[0]).read_text()) if args.fit else fit_hparams(grid, resamples=0)
+    if law.get("law") != "hparams" or "cells" not in law:
+        raise LawsError(f"{args.fit[0]}: not a law file of `python -m laws hparams`")
+    return figures.hparams(grid, law)
 
 
 DRAW: dict[str, Callable[..., Plot]] = {

@@ -11,6 +11,7 @@ a model size, a token budget or a mixture has the same colour in every figure of
 
 from laws.present.figures.common import PAGE_WIDTH, Palette, Plot, save, summarise
 from laws.present.figures.fig_design import design
+from laws.present.figures.fig_hparams import hparams
 from laws.present.figures.fig_mixtures import DEFAULT_RATIOS, mixtures
 from laws.present.figures.fig_optimal import CURVE_POINTS, Reference, optimal
 from laws.present.figures.fig_quality import quality
@@ -25,7 +26,7 @@ from laws.present.figures.inputs import (
     read_fits,
 )
 
-KINDS = ("design", "scaling", "surface", "optimal", "mixtures", "quality")
+KINDS = ("design", "scaling", "surface", "optimal", "mixtures", "quality", "hparams")
 
 __all__ = [
     "CURVE_POINTS",
@@ -41,6 +42,7 @@ __all__ = [
     "design",
     "extent",
     "held_out_mask",
+    "hparams",
     "mixtures",
     "optimal",
     "quality",
