@@ -52,6 +52,9 @@ class HparamLaw:
     def from_json(cls, data: dict, source: str) -> HparamLaw:
         try:
             lr, batch = data["lr"], data["batch_tokens"]
+            if batch is None:  # measured lr law, no batch law: Step Law's batch
+                batch = {"coef": BATCH_COEF, "d_exponent": BATCH_D_EXP}
+                source += " (batch: Step Law's)"
             return cls(
                 float(lr["coef"]),
                 float(lr["n_exponent"]),

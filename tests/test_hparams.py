@@ -34,7 +34,9 @@ def landscape(lr, batch, n, d):
     return base * (1 + 0.02 * np.log(lr / best_lr) ** 2 + 0.005 * np.log(batch / best_batch) ** 2)
 
 
-def synthetic(shift: dict | None = None, seed: int = 0, offset: float = 0.0) -> GridRuns:
+def synthetic(
+    shift: dict | None = None, seed: int = 0, offset: float = 0.0, batch_shift: float = 0.0
+) -> GridRuns:
     """9 lr (sqrt 2 apart) x 5 batches (2x) per cell, centred on the optimum, or off it by up to
     `offset` of a step (each cell's own draw) so the near-optimal sets are not symmetric."""
     rng = np.random.default_rng(seed)
@@ -47,7 +49,7 @@ def synthetic(shift: dict | None = None, seed: int = 0, offset: float = 0.0) -> 
         for i in range(9):
             for j in range(5):
                 lr = best_lr * 2 ** (0.5 * (i - 4 + off_lr))
-                batch = best_batch * 2.0 ** (j - 2 + off_batch)
+                batch = best_batch * 2.0 ** (j - 2 + off_batch + batch_shift)
                 rows.append((n, d, lr, batch, landscape(lr, batch, n, d)))
     a = np.array(rows)
     return GridRuns(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], "synthetic")
@@ -60,7 +62,7 @@ def test_a_known_law_is_recovered():
     lr, batch = law["lr"], law["batch_tokens"]
     assert (lr["coef"], lr["n_exponent"], lr["d_exponent"]) == pytest.approx(TRUE_LR, rel=1e-6)
     assert (batch["coef"], batch["d_exponent"]) == pytest.approx(TRUE_BATCH, rel=1e-6)
-    assert all(cell["used"] for cell in law["cells"]) and not law["problems"]
+    assert all(all(cell["used"].values()) for cell in law["cells"]) and not law["problems"]
     assert law["batch_n_test"]["supported"] is False  # the truth has no N in its batch law
     assert max(abs(cell["loss_lost"]) for cell in law["cells"]) < 1e-9
     assert law["bootstrap"]["failed"] == 0
@@ -87,9 +89,27 @@ def test_an_edge_optimum_is_flagged_and_left_out():
     edge = (4e8, 8e9)
     law = fit_hparams(synthetic(shift={edge: 5.0}), resamples=0)
     cell = next(c for c in law["cells"] if (c["n"], c["d"]) == edge)
-    assert not cell["used"] and "best lr is the lowest tried" in cell["edge"]
-    assert any("widen the grid" in p for p in law["problems"])
+    assert cell["used"] == {"lr": False, "batch": True}
+    assert "best lr is the lowest tried" in cell["edges"][0]
+    assert any("left out of the lr law, widen the grid" in p for p in law["problems"])
     assert law["lr"]["n_exponent"] == pytest.approx(TRUE_LR[1], abs=0.02)  # from the others
+
+
+def test_batch_optima_all_on_the_edge_leave_the_lr_law_and_no_batch_law(tmp_path):
+    """Every cell's batch grid starts 3 steps above its optimum: the best batch is always the
+    smallest tried. The lr law is still measured; the batch law is null, and train.py then keeps
+    Step Law's batch with the measured lr law."""
+    law = fit_hparams(synthetic(batch_shift=3.0), resamples=50)
+    assert law["batch_tokens"] is None
+    assert any("no batch law" in p for p in law["problems"])
+    assert law["lr"]["n_exponent"] == pytest.approx(TRUE_LR[1], abs=1e-6)
+    path = tmp_path / "law.json"
+    path.write_text(json.dumps(law))
+    base = ["model.n=200K", "data.tokens=4M", "data.seq_len=256", "optim.micro_batch=1"]
+    mine = make_plan(load_config([*base, f"optim.hparam_law={path}"]), 1, 4096)
+    step = make_plan(load_config(base), 1, 4096)
+    assert mine.global_batch_tokens == step.global_batch_tokens
+    assert mine.as_dict()["hparam_law"] == f"{path} (batch: Step Law's)"
 
 
 def test_collinear_cells_cannot_separate_the_exponents():

@@ -110,56 +110,69 @@ def _csv_rows(path: Path) -> list[dict[str, float]]:
 def fit_hparams(
     grid: GridRuns, tolerance: float = TOLERANCE, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """The fitted lr and batch laws with bootstrap intervals, and every cell's story."""
+    """The fitted lr and batch laws with bootstrap intervals, and every cell's story.
+
+    The two laws are fitted apart, as Step Law does: a cell whose best lr is on its grid's edge
+    is left out of the lr law only, one whose best batch is on the edge out of the batch law
+    only. The lr law must be measurable (else LawsError); a batch law that is not (no cell with
+    an interior batch optimum over two budgets) is null, with the reason in `problems`.
+    """
     if not 0 < tolerance < 0.1:
         raise LawsError(f"--tolerance {tolerance}: a relative loss margin such as 0.0025")
     cells = [_cell(grid, rows, tolerance) for rows in grid.cells()]
-    used = [c for c in cells if c["used"]]
-    near = np.concatenate([c["near_rows"] for c in used]) if used else np.array([], dtype=int)
-    _check_spans(grid, near, cells)
-    x = np.log(np.column_stack([grid.n[near], grid.d[near]]))
-    y_lr, y_batch = np.log(grid.lr[near]), np.log(grid.batch[near])
-    lr = _least_squares(x, y_lr)
-    batch = _least_squares(x[:, 1:], y_batch)
-    with_n = _least_squares(x[:, ::-1], y_batch)  # ln B on (ln D, ln N): is N's term supported?
-    draws = _bootstrap(x, y_lr, y_batch, resamples, seed)
-    if resamples and not len(draws["lr"]):
-        raise LawsError(f"none of the {resamples} bootstrap draws could fit the law")
-    law = {
+    lr_rows = _near(cells, "lr")
+    _check_spans(grid, lr_rows, cells)
+    x = np.log(np.column_stack([grid.n[lr_rows], grid.d[lr_rows]]))
+    lr = _least_squares(x, np.log(grid.lr[lr_rows]))
+    lr_draws = _bootstrap(x, np.log(grid.lr[lr_rows]), resamples, seed, _separable)
+    if resamples and not len(lr_draws):
+        raise LawsError(f"none of the {resamples} bootstrap draws could fit the lr law")
+    law: dict[str, Any] = {
         "lr": {
             "coef": float(np.exp(lr[0])),
             "n_exponent": float(lr[1]),
             "d_exponent": float(lr[2]),
         },
-        "batch_tokens": {"coef": float(np.exp(batch[0])), "d_exponent": float(batch[1])},
+        "batch_tokens": None,
     }
+    law["lr"].update(_spread(lr_draws, ("coef", "n_exponent", "d_exponent")))
+    problems = [f"cell N={c['n']:.4g} D={c['d']:.4g}: {e}" for c in cells for e in c["edges"]]
+    batch_rows = _near(cells, "batch")
+    test: dict[str, Any] = {"n_exponent": None, "interval": None, "supported": None}
+    if len(np.unique(grid.d[batch_rows])) < 2:
+        problems.append(
+            "no batch law: fewer than 2 budgets have a cell whose best batch lies inside its grid"
+        )
+    else:
+        xb = np.log(np.column_stack([grid.d[batch_rows], grid.n[batch_rows]]))
+        yb = np.log(grid.batch[batch_rows])
+        batch = _least_squares(xb[:, :1], yb)
+        draws = _bootstrap(xb[:, :1], yb, resamples, seed, _two_values)
+        law["batch_tokens"] = {
+            "coef": float(np.exp(batch[0])),
+            "d_exponent": float(batch[1]),
+            **_spread(draws, ("coef", "d_exponent")),
+        }
+        if len(np.unique(grid.n[batch_rows])) > 1 and _separable(xb):
+            test = _n_term(xb, yb, resamples, seed)
     for cell in cells:
         _score(grid, cell, law)
-    n_interval = _interval(draws["batch_n"])
     return {
         "law": "hparams",
         "source": grid.source,
-        **_with_intervals(law, draws),
-        "batch_n_test": {
-            "n_exponent": float(with_n[2]),
-            "interval": n_interval,
-            "supported": None
-            if n_interval is None
-            else bool(n_interval[0] > 0 or n_interval[1] < 0),
-        },
+        **law,
+        "batch_n_test": test,
         "tolerance": tolerance,
-        "near_optimal_runs": int(len(near)),
+        "near_optimal_runs": {"lr": int(len(lr_rows)), "batch": int(len(batch_rows))},
         "bootstrap": {
             "resamples": resamples,
-            "failed": resamples - len(draws["lr"]),
+            "failed": resamples - len(lr_draws),
             "seed": seed,
             "level": LEVEL,
             "unit": "near-optimal runs",
         },
         "cells": [{k: v for k, v in c.items() if k != "near_rows"} for c in cells],
-        "problems": [
-            f"cell N={c['n']:.4g} D={c['d']:.4g}: {c['edge']}" for c in cells if c["edge"]
-        ],
+        "problems": problems,
     }
 
 
@@ -167,14 +180,15 @@ def _cell(grid: GridRuns, rows: np.ndarray, tolerance: float) -> dict[str, Any]:
     best = rows[np.argmin(grid.loss[rows])]
     minimum = float(grid.loss[best])
     near = rows[grid.loss[rows] <= minimum * (1 + tolerance)]
-    edges = []
+    edges, used = [], {}
     for name, values in (("lr", grid.lr), ("batch", grid.batch)):
         tried = np.unique(values[rows])
-        if len(tried) > 1 and values[best] in (tried[0], tried[-1]):
+        on_edge = len(tried) > 1 and values[best] in (tried[0], tried[-1])
+        used[name] = not on_edge
+        if on_edge:
             side = "lowest" if values[best] == tried[0] else "highest"
-            edges.append(
-                f"the best {name} is the {side} tried ({values[best]:.4g}); widen the grid"
-            )
+            tried_text = f"the best {name} is the {side} tried ({values[best]:.4g})"
+            edges.append(f"{tried_text}; left out of the {name} law, widen the grid")
     return {
         "n": float(grid.n[best]),
         "d": float(grid.d[best]),
@@ -185,25 +199,34 @@ def _cell(grid: GridRuns, rows: np.ndarray, tolerance: float) -> dict[str, Any]:
             "loss": minimum,
         },
         "near_optimal": int(len(near)),
-        "edge": "; ".join(edges) or None,
-        "used": not edges,
+        "edges": edges,
+        "used": used,
         "near_rows": near,
     }
 
 
+def _near(cells: list[dict], axis: str) -> np.ndarray:
+    rows = [c["near_rows"] for c in cells if c["used"][axis]]
+    return np.concatenate(rows) if rows else np.array([], dtype=int)
+
+
 def _check_spans(grid: GridRuns, near: np.ndarray, cells: list[dict]) -> None:
-    usable = sum(c["used"] for c in cells)
+    usable = sum(c["used"]["lr"] for c in cells)
     if not _separable(np.log(np.column_stack([grid.n[near], grid.d[near]]))):
         raise LawsError(
-            f"{usable} of {len(cells)} cells are usable (optimum inside the grid), and their N and "
+            f"{usable} of {len(cells)} cells have their best lr inside the grid, and their N and "
             "D do not separate lr's two exponents (they need 2 sizes, 2 budgets, and not a fixed "
             "D/N or a fixed N D): add cells, or widen the grids of the flagged ones"
         )
 
 
 def _separable(x: np.ndarray) -> bool:
-    """Whether ln lr = a + b ln N + c ln D is determined by these rows."""
+    """Whether y = a + b x1 + c x2 is determined by these rows."""
     return len(x) > 3 and np.linalg.matrix_rank(np.column_stack([np.ones(len(x)), x])) == 3
+
+
+def _two_values(x: np.ndarray) -> bool:
+    return len(np.unique(x[:, 0])) > 1
 
 
 def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -211,19 +234,24 @@ def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(design, y, rcond=None)[0]
 
 
-def _bootstrap(
-    x: np.ndarray, y_lr: np.ndarray, y_batch: np.ndarray, resamples: int, seed: int
-) -> dict[str, np.ndarray]:
+def _bootstrap(x: np.ndarray, y: np.ndarray, resamples: int, seed: int, fits) -> np.ndarray:
+    """Least-squares coefficients of resampled rows; draws that cannot fit are dropped (the
+    caller counts them)."""
     rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(y_lr), size=(resamples, len(y_lr)))
-    out: dict[str, list[float]] = {k: [] for k in ("lr", "batch", "batch_n")}
-    for pick in rows:
-        if not _separable(x[pick]):
-            continue  # counted as failed: the draw cannot fit the law
-        out["lr"].append(_least_squares(x[pick], y_lr[pick]))
-        out["batch"].append(_least_squares(x[pick, 1:], y_batch[pick]))
-        out["batch_n"].append(_least_squares(x[pick, ::-1], y_batch[pick])[2])
-    return {k: np.array(v) for k, v in out.items()}
+    picks = rng.integers(0, len(y), size=(resamples, len(y)))
+    found = [_least_squares(x[p], y[p]) for p in picks if fits(x[p])]
+    return np.array(found).reshape(-1, x.shape[1] + 1)
+
+
+def _n_term(x: np.ndarray, y: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
+    """ln batch on (ln D, ln N): N's exponent and whether its interval excludes 0."""
+    draws = _bootstrap(x, y, resamples, seed, _separable)
+    interval = _interval(draws[:, 2])
+    return {
+        "n_exponent": float(_least_squares(x, y)[2]),
+        "interval": interval,
+        "supported": None if interval is None else not interval[0] <= 0 <= interval[1],
+    }
 
 
 def _interval(values: np.ndarray) -> list[float] | None:
@@ -233,28 +261,27 @@ def _interval(values: np.ndarray) -> list[float] | None:
     return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
 
 
-def _with_intervals(law: dict, draws: dict[str, np.ndarray]) -> dict:
-    lr, batch = draws["lr"].reshape(-1, 3), draws["batch"].reshape(-1, 2)
-    columns = {
-        "lr": {"coef": np.exp(lr[:, 0]), "n_exponent": lr[:, 1], "d_exponent": lr[:, 2]},
-        "batch_tokens": {"coef": np.exp(batch[:, 0]), "d_exponent": batch[:, 1]},
+def _spread(draws: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
+    """Intervals and standard deviations of the coefficient (first: from its log) and exponents."""
+    columns = [np.exp(draws[:, 0]), *(draws[:, i] for i in range(1, draws.shape[1]))]
+    return {
+        "interval": {k: _interval(v) for k, v in zip(names, columns, strict=True)},
+        "std": {
+            k: float(np.std(v)) if len(v) else None for k, v in zip(names, columns, strict=True)
+        },
+        "draws": int(len(draws)),
     }
-    out = {}
-    for part, values in columns.items():
-        out[part] = {
-            **law[part],
-            "interval": {k: _interval(v) for k, v in values.items()},
-            "std": {k: float(np.std(v)) if len(v) else None for k, v in values.items()},
-            "draws": int(len(lr)),
-        }
-    return out
 
 
 def _score(grid: GridRuns, cell: dict, law: dict) -> None:
-    """The law's lr and batch for the cell, and the loss the landscape has there."""
+    """The law's lr and batch for the cell (the cell's best batch where there is no batch law),
+    and the loss the landscape has there."""
     lr_law, batch_law = law["lr"], law["batch_tokens"]
     lr = lr_law["coef"] * cell["n"] ** lr_law["n_exponent"] * cell["d"] ** lr_law["d_exponent"]
-    batch = batch_law["coef"] * cell["d"] ** batch_law["d_exponent"]
+    if batch_law is None:
+        batch = cell["best"]["batch_tokens"]
+    else:
+        batch = batch_law["coef"] * cell["d"] ** batch_law["d_exponent"]
     rows = np.flatnonzero((grid.n == cell["n"]) & (grid.d == cell["d"]))
     loss = landscape_at(grid.lr[rows], grid.batch[rows], grid.loss[rows], lr, batch)
     cell["predicted"] = {"lr": float(lr), "batch_tokens": float(batch)}

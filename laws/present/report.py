@@ -118,15 +118,20 @@ def _add_hparams(
         return
     figures.save(figures.hparams(grid, law).figure, out, "hparams")
     lr, batch = law["lr"], law["batch_tokens"]
-    flagged = f"; {len(law['problems'])} cells on a grid edge left out" if law["problems"] else ""
+    batch_text = (
+        "no batch law"
+        if batch is None
+        else f"batch = {batch['coef']:.3g} D^{batch['d_exponent']:.3f}"
+    )
+    flagged = f"; problems: {'; '.join(law['problems'])}" if law["problems"] else ""
     sections.append(
         Section(
             "hparams",
             "Hyperparameter landscapes",
             f"Loss over lr x batch per cell (white: +{law['tolerance']:.2%} contour; star: best "
             f"run; x: the law's choice), and the fitted lr = {lr['coef']:.3g} "
-            f"N^{lr['n_exponent']:.3f} D^{lr['d_exponent']:.3f}, batch = {batch['coef']:.3g} "
-            f"D^{batch['d_exponent']:.3f} against the cells' optima{flagged} "
+            f"N^{lr['n_exponent']:.3f} D^{lr['d_exponent']:.3f}, {batch_text}, against the "
+            f"cells' optima{flagged} "
             "(`laws hparams` writes the law file).",
         )
     )

@@ -45,13 +45,25 @@ def report_text(law: dict, out: str | None) -> str:
         f"lr = {lr['coef']:.4g} N^{lr['n_exponent']:.3f} D^{lr['d_exponent']:.3f}   "
         f"({law['bootstrap']['level']:.0%}: coef {_span(iv['coef'], '.3g')}, "
         f"N {_span(iv['n_exponent'], '.3f')}, D {_span(iv['d_exponent'], '.3f')})",
-        f"batch = {batch['coef']:.4g} D^{batch['d_exponent']:.3f} tokens   "
-        f"(D {_span(batch['interval']['d_exponent'], '.3f')})",
-        f"an N term in the batch law: exponent {test['n_exponent']:+.3f} "
-        f"({_span(test['interval'], '+.3f')}): {supported.get(test['supported'], 'untested')}",
-        f"fitted on {law['near_optimal_runs']} near-optimal runs (loss within "
-        f"{law['tolerance']:.2%} of their cell's best); bootstrap {law['bootstrap']['resamples']} "
+    ]
+    if batch is None:
+        lines.append("batch: no law (see the problems below); train.py keeps Step Law's batch")
+    else:
+        lines.append(
+            f"batch = {batch['coef']:.4g} D^{batch['d_exponent']:.3f} tokens   "
+            f"(D {_span(batch['interval']['d_exponent'], '.3f')})"
+        )
+    if test["n_exponent"] is not None:
+        lines.append(
+            f"an N term in the batch law: exponent {test['n_exponent']:+.3f} "
+            f"({_span(test['interval'], '+.3f')}): {supported.get(test['supported'], 'untested')}"
+        )
+    near = law["near_optimal_runs"]
+    lines += [
+        f"fitted on {near['lr']} (lr) and {near['batch']} (batch) near-optimal runs, loss within "
+        f"{law['tolerance']:.2%} of their cell's best; bootstrap {law['bootstrap']['resamples']} "
         f"resamples, {law['bootstrap']['failed']} failed",
+        *(f"problem: {p}" for p in law["problems"]),
         "",
     ]
     rows = [
@@ -62,7 +74,7 @@ def report_text(law: dict, out: str | None) -> str:
             "law_lr": c["predicted"]["lr"],
             "law_batch": c["predicted"]["batch_tokens"],
             "lost": None if c["loss_lost"] is None else 100 * c["loss_lost"],
-            "status": "used" if c["used"] else f"left out: {c['edge']}",
+            "status": ", ".join(k for k, v in c["used"].items() if v) or "-",
         }
         for c in law["cells"]
     ]
@@ -76,12 +88,11 @@ def report_text(law: dict, out: str | None) -> str:
         ("law_lr", "law lr", ".3g"),
         ("law_batch", "law batch", "size"),
         ("lost", "loss lost %", ".3f"),
-        ("status", "", ""),
+        ("status", "used in", ""),
     ]
     lines.append(format_table(rows, columns))
-    lines.append(
-        "loss lost: the landscape (linear in log lr, log batch) at the law's point vs the best run"
-    )
+    lines.append("loss lost: the landscape (linear in log lr, log batch) at the law's point, vs")
+    lines.append("the cell's best run")
     if out:
         lines.append(f"written: {out}")
     return "\n".join(lines)
