@@ -263,11 +263,16 @@ def check_decay(plan: RunPlan) -> None:
         )
 
 
+def auto_warmup(steps: int) -> int:
+    """`optim.warmup_steps=auto`: a share of the steps, at most Step Law's 2000."""
+    return min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * steps)))
+
+
 def warmup_steps(cfg: DictConfig, steps: int, reference_steps: int | None = None) -> int:
     """The configured warm-up, or (auto) a share of the reference budget's steps."""
     warmup = cfg.optim.warmup_steps
     if warmup == "auto":
-        return min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * (reference_steps or steps))))
+        return auto_warmup(reference_steps or steps)
     if warmup >= steps:
         raise ConfigError(
             f"optim.warmup_steps={warmup} is not shorter than the run ({steps} steps): the rate "

@@ -11,17 +11,12 @@ it. The parent trains D_K; branch k trains only its decay, about f D_k: the fami
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 from configs import ConfigError, load_config
 from laws.errors import LawsError
 from laws.runs.design import launch_plan
+from lightning_modules.plan import RunPlan, auto_warmup
 from lightning_modules.schedule import decay_start
-
-if TYPE_CHECKING:
-    from lightning_modules.plan import RunPlan
-
-MAX_WARMUP, WARMUP_FRACTION = 2000, 0.2  # lightning_modules.plan's auto warm-up
 
 
 def add_families(
@@ -45,7 +40,7 @@ def add_families(
         shared.append(f"optim.reference_tokens={budget}")
         batch = _plan(parent, [*shared, "optim.warmup_steps=1"], vocab_size).global_batch_tokens
         smallest = max(1, round(members[0]["tokens"] / batch))
-        warmup = min(MAX_WARMUP, max(1, round(WARMUP_FRACTION * smallest)))
+        warmup = auto_warmup(smallest)
         own = [f"optim.reference_tokens={budget}", f"optim.warmup_steps={warmup}"]
         for run in members:
             steps = max(1, round(run["tokens"] / batch))
