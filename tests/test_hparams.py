@@ -243,3 +243,7 @@ def test_plot_and_report_show_a_grid(tmp_path, capsys):
     report = json.loads(_laws(capsys, *page))
     assert str(tmp_path / "r" / "hparams.png") in report["figures"]
     assert "Hyperparameter landscapes" in (tmp_path / "r" / "report.md").read_text()
+    (runs / "failed").mkdir()
+    (runs / "failed" / "result.json").write_text(json.dumps({"status": "failed", "error": "nan"}))
+    law = fit_hparams(read_grid(runs), resamples=0)
+    assert any("1 runs without a completed result left out" in p for p in law["problems"])

@@ -39,6 +39,7 @@ class GridRuns:
     batch: np.ndarray
     loss: np.ndarray
     source: str
+    left_out: tuple[str, ...] = ()  # result files read without a completed result
 
     def cells(self) -> list[np.ndarray]:
         keys = sorted(set(zip(self.n.tolist(), self.d.tolist(), strict=True)))
@@ -50,8 +51,9 @@ def read_grid(path: str | Path) -> GridRuns:
     global batch from each run's plan, D the budget asked for) or a CSV with columns N, D, lr,
     batch_tokens, loss (any case), e.g. a published grid."""
     path = Path(path)
+    left_out: list[str] = []
     if path.is_dir():
-        rows = _result_rows(path)
+        rows = _result_rows(path, left_out)
     elif path.suffix.lower() == ".csv":
         rows = _csv_rows(path)
     else:
@@ -64,16 +66,16 @@ def read_grid(path: str | Path) -> GridRuns:
     bad = [k for k, v in values.items() if not np.all(np.isfinite(v) & (v > 0))]
     if bad:
         raise LawsError(f"{path}: {', '.join(bad)} must be positive finite numbers in every row")
-    return GridRuns(
-        values["n"], values["d"], values["lr"], values["batch_tokens"], values["loss"], str(path)
-    )
+    columns = [values[k] for k in ("n", "d", "lr", "batch_tokens", "loss")]
+    return GridRuns(*columns, str(path), tuple(left_out))
 
 
-def _result_rows(root: Path) -> list[dict[str, float]]:
+def _result_rows(root: Path, left_out: list[str]) -> list[dict[str, float]]:
     rows = []
     for file in sorted(root.rglob("result.json")):
         result = json.loads(file.read_text())
         if result.get("status") != "completed":
+            left_out.append(str(file))
             continue
         plan = result.get("plan") or {}
         try:
@@ -137,6 +139,11 @@ def fit_hparams(
     }
     law["lr"].update(_spread(lr_draws, ("coef", "n_exponent", "d_exponent")))
     problems = [f"cell N={c['n']:.4g} D={c['d']:.4g}: {e}" for c in cells for e in c["edges"]]
+    if grid.left_out:
+        problems.append(
+            f"{len(grid.left_out)} runs without a completed result left out, "
+            f"e.g. {grid.left_out[0]}"
+        )
     batch_rows = _near(cells, "batch")
     test: dict[str, Any] = {"n_exponent": None, "interval": None, "supported": None}
     if len(np.unique(grid.d[batch_rows])) < 2:
