@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig
 from configs.sizes import ConfigError, parse_size
 
 ATTN_BACKENDS = ("auto", "flash", "sdpa")
+CORPORA = ("installed", "stdlib")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "fsdp")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -124,6 +125,7 @@ RULES: dict[str, Rule] = {
     "model.rope_theta": positive,
     "model.init_std": positive,
     "model.attn_backend": one_of(ATTN_BACKENDS),
+    "data.corpus": one_of(CORPORA),
     "data.tokens": size(),
     "data.seq_len": integer(1),
     "data.vocab_size": integer(258),  # 256 byte tokens and the separator at least

@@ -39,6 +39,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     pool: str | None = MISSING
+    corpus: str = MISSING
     tokens: Any = MISSING
     seq_len: int = MISSING
     vocab_size: int = MISSING

@@ -39,10 +39,10 @@ def pool_source(cfg: DictConfig) -> PoolSource:
         raise ConfigError(
             "data.tokenizer applies to a prepared data.pool, not the embedded default"
         )
-    path = embedded_pool_dir(d.cache_dir, d.vocab_size, d.val_fraction, d.seed)
+    path = embedded_pool_dir(d.cache_dir, d.corpus, d.vocab_size, d.val_fraction, d.seed)
     return PoolSource(
         path,
-        lambda: ensure_embedded_pool(d.cache_dir, d.vocab_size, d.val_fraction, d.seed),
+        lambda: ensure_embedded_pool(d.cache_dir, d.corpus, d.vocab_size, d.val_fraction, d.seed),
         d.vocab_size,
         embedded=True,
     )

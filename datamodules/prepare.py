@@ -26,7 +26,15 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from datamodules.corpus import (
+    CleanCorpus,
+    clean_corpus,
+    code_shards,
+    prose_shards,
+    read_corpus_shard,
+)
 from datamodules.dedup import Decontaminator, normalized_hash
+from datamodules.installed import installed_files
 from datamodules.languages import canonical_language, known_language
 from datamodules.pool import POOL_FORMAT, PoolError, TokenPool, token_dtype
 from datamodules.sources import (
@@ -53,10 +61,12 @@ from datamodules.tokenizer import (
 )
 from datamodules.workers import in_processes
 
-STDLIB = "stdlib"  # the embedded default: this Python installation's sources and prose
+STDLIB = "stdlib"  # this Python installation's standard library: its sources and prose
+INSTALLED = "installed"  # the embedded default: the standard library and every distribution
+EMBEDDED = (STDLIB, INSTALLED)
 # Bump when the same spec makes a different pool: it names the embedded default's cache and
 # keeps a prepare from resuming a build an older version started.
-PREPARE_VERSION = 3
+PREPARE_VERSION = 4
 STDLIB_SHARD_FILES = 500
 # Fewer validation documents get a warning: n documents fix BPC to about DOCUMENT_SPREAD /
 # sqrt(n) of itself, 5% at 25 (docs/data.md says why).
@@ -131,14 +141,20 @@ class PrepareSpec:
 # ---- reading ---------------------------------------------------------------------------------
 
 
-def shards_for(specs: tuple[str, ...], source: str) -> list[Shard]:
-    """Input shards of one source. `stdlib` names the embedded default's code or prose."""
+def shards_for(
+    specs: tuple[str, ...], source: str, corpus: CleanCorpus | None = None
+) -> list[Shard]:
+    """Input shards of one source. `stdlib` names the standard library's code or prose,
+    `installed` the cleaned corpus of everything installed (`corpus`)."""
     if specs == (STDLIB,):
         if source == "nl":
             return [Shard(kind="stdlib-prose", paths=(), root=str(stdlib_root()))]
         return stdlib_code_shards()
-    if STDLIB in specs:
-        raise PoolError("`stdlib` cannot be combined with other sources")
+    if specs == (INSTALLED,):
+        assert corpus is not None
+        return prose_shards(corpus) if source == "nl" else code_shards(corpus)
+    if set(EMBEDDED) & set(specs):
+        raise PoolError("`stdlib` and `installed` cannot be combined with other sources")
     return list_shards_many(list(specs))
 
 
@@ -161,6 +177,9 @@ def read_documents(
 ) -> Iterator[Document]:
     if shard.kind == "stdlib-prose":
         yield from stdlib_prose_documents(Path(shard.root), skips)
+        return
+    if (documents := read_corpus_shard(shard, skips)) is not None:
+        yield from documents
         return
     default_language = "English" if source == "nl" else "unknown"
     yield from read_shard(shard, spec.columns, skips, default_language=default_language)
@@ -188,7 +207,7 @@ def split_key(doc: Document, source: str) -> str:
 def held_out(doc: Document, spec: PrepareSpec, source: str) -> bool:
     """In split mode (no --val), whether the document belongs to validation (code) or goes with
     a validation module (the embedded prose)."""
-    if spec.val or (source == "nl" and spec.nl != (STDLIB,)):
+    if spec.val or (source == "nl" and spec.nl not in ((STDLIB,), (INSTALLED,))):
         return False
     return is_validation(split_key(doc, source), spec.val_fraction)
 
@@ -403,9 +422,12 @@ def prepare(
             "match a language in the data (any case), or prepare fails once it has read it all",
             stacklevel=2,
         )
+    corpus = None
+    if INSTALLED in spec.code + spec.nl:
+        corpus = clean_corpus(installed_files(), workers, progress)
     # Listed before anything is written: a mistyped source leaves no partial folder behind.
     shards = {
-        source: shards_for(specs, source) if specs else []
+        source: shards_for(specs, source, corpus) if specs else []
         for source, specs in (("code", spec.code), ("nl", spec.nl))
     }
     work = out.with_name(out.name + ".partial")
@@ -435,7 +457,7 @@ def prepare(
     ) as bar:
         for _ in in_processes(encode_part, jobs, workers, _init_worker, init_args):
             bar.update()
-    return finalize(spec, shards, tokenizer, work, out, skips)
+    return finalize(spec, shards, tokenizer, work, out, skips, corpus)
 
 
 def recorded_spec(spec: PrepareSpec) -> dict:
@@ -485,6 +507,7 @@ def finalize(
     work: Path,
     out: Path,
     skips: SkipLog,
+    corpus: CleanCorpus | None = None,
 ) -> TokenPool:
     """Drop repeated training documents, shuffle each source once at document level, write the
     streams, the code unigram counts, meta.json, and publish."""
@@ -552,8 +575,12 @@ def finalize(
         },
         "skipped": skips.to_json(),
         "spec": spec.to_json(),
-        "python": sys.version.split()[0] if STDLIB in spec.code else None,
+        "python": sys.version.split()[0] if set(EMBEDDED) & set(spec.code) else None,
     }
+    if corpus is not None:
+        manifest_hash = corpus.write_manifest(work / "manifest.jsonl")
+        meta["corpus"] = {**corpus.summary(), "manifest": "manifest.jsonl"}
+        meta["corpus"]["manifest_sha256"] = manifest_hash
     for name in ("parts", "val.npz", "tokenizer.json", "spec.json"):
         target = work / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -84,9 +84,10 @@ class Shard:
     not depend on where the data sits on a machine.
     """
 
-    kind: str  # "parquet" | "jsonl" | "files"
+    kind: str  # "parquet" | "jsonl" | "files" (or an embedded corpus's own kinds)
     paths: tuple[str, ...]
     root: str
+    names: tuple[str, ...] = ()  # the documents' names where they are not `paths`
 
     def file(self, path: str) -> str:
         return os.path.join(self.root, path)
@@ -473,7 +474,7 @@ def _read_jsonl(shard: Shard, columns: Columns, log: SkipLog, default: str) -> I
 
 
 def _read_files(shard: Shard, columns: Columns, log: SkipLog, default: str) -> Iterator[Document]:
-    for path in shard.paths:
+    for path, name in zip(shard.paths, shard.names or shard.paths, strict=True):
         file = shard.file(path)
         try:
             data = Path(file).read_bytes()
@@ -490,7 +491,7 @@ def _read_files(shard: Shard, columns: Columns, log: SkipLog, default: str) -> I
         if not text:
             log.add(file, EMPTY)
             continue
-        yield Document(text, path, language_of_path(path) or default)
+        yield Document(text, name, language_of_path(path) or default)
 
 
 _READERS = {"parquet": _read_parquet, "jsonl": _read_jsonl, "files": _read_files}
@@ -575,26 +576,37 @@ def stdlib_prose_documents(
     then one per pydoc topic text of this installation. Modules that do not parse are counted in
     `skips` (reported in a warning without one).
     """
-    from pydoc_data.topics import topics
-
     root = root or stdlib_root()
     log = SkipLog() if skips is None else skips
     for path, relative in _stdlib_files(root):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # invalid escapes in old test data
-                tree = ast.parse(path.read_bytes())
-        except (SyntaxError, ValueError):
-            log.add(str(path), UNPARSABLE)
-            continue
-        prose = "\n\n".join(d for d in (ast.get_docstring(tree), *_docstrings(tree.body)) if d)
-        if len(prose) >= MIN_PROSE_CHARS:
+        if (prose := module_prose(path, log)) is not None:
             yield Document(prose, relative, "English")
+    yield from pydoc_topic_documents()
+    if skips is None and log.total():
+        warnings.warn(log.summary(), stacklevel=2)
+
+
+def module_prose(path: Path, log: SkipLog) -> str | None:
+    """A Python file's module, class and function docstrings joined by blank lines; None when
+    they hold under MIN_PROSE_CHARS characters, or the file does not parse (counted in `log`)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes in old test data
+            tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError):
+        log.add(str(path), UNPARSABLE)
+        return None
+    prose = "\n\n".join(d for d in (ast.get_docstring(tree), *_docstrings(tree.body)) if d)
+    return prose if len(prose) >= MIN_PROSE_CHARS else None
+
+
+def pydoc_topic_documents() -> Iterator[Document]:
+    """The pydoc topic texts of this installation (the language reference in prose)."""
+    from pydoc_data.topics import topics
+
     for name in sorted(topics):
         if topics[name].strip():
             yield Document(topics[name], f"pydoc_data/topics.py#{name}", "English")
-    if skips is None and log.total():
-        warnings.warn(log.summary(), stacklevel=2)
 
 
 def is_validation(name: str, val_fraction: float) -> bool:

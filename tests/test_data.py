@@ -68,7 +68,7 @@ def test_embedded_pool_holds_out_whole_modules(tmp_path, monkeypatch):
     (root / "site-packages" / "third_party.py").write_text("x = 1\n")
     monkeypatch.setattr(sources, "stdlib_root", lambda: root)
     monkeypatch.setattr(prepare_module, "stdlib_root", lambda: root)
-    pool = ensure_embedded_pool(tmp_path / "cache", 300, 0.2, seed=0)
+    pool = ensure_embedded_pool(tmp_path / "cache", "stdlib", 300, 0.2, seed=0)
     held_out = [i for i in range(40) if is_validation(f"pkg/mod{i}.py", 0.2)]
     assert pool.meta["val"]["documents"] == len(held_out) > 0
     assert pool.meta["train"]["code"]["documents"] == 40 - len(held_out) + 1
@@ -80,4 +80,4 @@ def test_embedded_pool_holds_out_whole_modules(tmp_path, monkeypatch):
     for i in held_out:
         assert f"Module {i} explains" not in nl
     assert 0 < unigram_bits_per_char(pool) < 8
-    assert ensure_embedded_pool(tmp_path / "cache", 300, 0.2, seed=0).path == pool.path  # cached
+    assert ensure_embedded_pool(tmp_path / "cache", "stdlib", 300, 0.2, seed=0).path == pool.path  # cached
