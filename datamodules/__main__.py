@@ -6,7 +6,8 @@
     python -m datamodules stream --pool DIR --tokens D --code-fraction r --seq-len S --out FILE.npz
 
 A SPEC is a file, a directory or a glob (parquet, jsonl[.gz|.zst], or a tree of source files);
-join several with commas. `stdlib` is the embedded default (this Python's sources and prose).
+join several with commas. `installed` is the embedded default's corpus (this Python's standard
+library and installed distributions, cleaned; docs/data.md), `stdlib` the standard library alone.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="build a token pool (resumable)")
-    p.add_argument("--code", required=True, help="code sources (SPEC[,SPEC...] or `stdlib`)")
+    p.add_argument(
+        "--code", required=True, help="code sources: SPEC[,SPEC...], `installed`, `stdlib`"
+    )
     p.add_argument("--nl", default="", help="natural-language sources, for mixtures")
     p.add_argument(
         "--val",
@@ -113,6 +116,7 @@ def pool_info(pool: TokenPool) -> dict:
         "val": meta["val"],
         "removed": meta["removed"],
         "skipped": meta["skipped"],
+        **({"corpus": meta["corpus"]} if "corpus" in meta else {}),
     }
 
 
