@@ -126,6 +126,7 @@ RULES: dict[str, Rule] = {
     "model.init_std": positive,
     "model.attn_backend": one_of(ATTN_BACKENDS),
     "data.corpus": one_of(CORPORA),
+    "trainer.threads": integer(1, auto=True),
     "data.tokens": size(),
     "data.seq_len": integer(1),
     "data.vocab_size": integer(258),  # 256 byte tokens and the separator at least

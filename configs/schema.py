@@ -87,6 +87,7 @@ class TrainerConfig:
     log_every_steps: int = MISSING
     checkpoint_every_steps: int = MISSING
     progress_bar: bool = MISSING
+    threads: Any = MISSING
 
 
 @dataclass

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from datamodules.pool import TokenPool, unigram_bits_per_char
 from lightning_modules.attention import check_backend
 from lightning_modules.bpc import ValidationBPC
 from lightning_modules.branches import BranchPoints, branch_start, branch_steps
+from lightning_modules.cpu_share import cpu_threads
 from lightning_modules.guards import (
     AtomicCheckpointIO,
     FiniteLossGuard,
@@ -59,6 +61,17 @@ def precision(cfg: DictConfig) -> str:
         return cfg.trainer.precision
     cuda = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def training_threads(cfg: DictConfig, plan: RunPlan, label: str):
+    """On the CPU, this machine's cores claimed for the run (lightning_modules/cpu_share.py);
+    on CUDA, nothing to claim (yields None)."""
+    if precision(cfg) != "32-true" or (
+        cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    ):
+        return nullcontext(None)
+    per_node = max(plan.world_size // cfg.trainer.num_nodes, 1)
+    return cpu_threads(cfg.trainer.threads, per_node, label)
 
 
 def newest_checkpoint(run_dir: Path) -> str | None:
@@ -158,19 +171,22 @@ def train(cfg: DictConfig) -> dict:
             "global_step"
         ]
     quiet_lightning()
-    L.seed_everything(cfg.run.seed, workers=True, verbose=False)
-    trainer = make_trainer(cfg, plan, run_dir, clock, purge_step, branch_points)
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        write_fingerprint(run_dir, fingerprint)
-        write_json_atomic(run_dir / "plan.json", {**plan.as_dict(), "family": family})
-        for warning in plan.warnings:
-            print(f"note: {warning}")
-        print(describe(plan))
-        if resume is not None:
-            print(f"resuming from {resume} (step {purge_step} of {plan.steps})")
-    return fit_and_record(cfg, plan, trainer, source, run_dir, clock, resume, family)
+    with training_threads(cfg, plan, run_dir.name) as threads:
+        L.seed_everything(cfg.run.seed, workers=True, verbose=False)
+        trainer = make_trainer(cfg, plan, run_dir, clock, purge_step, branch_points)
+        if trainer.is_global_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            write_fingerprint(run_dir, fingerprint)
+            write_json_atomic(run_dir / "plan.json", {**plan.as_dict(), "family": family})
+            for warning in plan.warnings:
+                print(f"note: {warning}")
+            print(describe(plan))
+            if threads is not None:
+                print(f"CPU: {threads} math threads per process (trainer.threads)")
+            if resume is not None:
+                print(f"resuming from {resume} (step {purge_step} of {plan.steps})")
+        return fit_and_record(cfg, plan, trainer, source, run_dir, clock, resume, family)
 
 
 def family_record(cfg: DictConfig, plan: RunPlan, branch_points: dict[int, int]) -> dict:
