@@ -133,16 +133,19 @@ def reference(
 class Trainee:
     """One model on the device with its optimizer and its (fixed) batch."""
 
-    def __init__(self, model: nn.Module, loss: Callable, make_optimizer: Callable, batch):
+    def __init__(
+        self, model: nn.Module, loss: Callable, make_optimizer: Callable, batch, bf16: bool
+    ):
         self.model, self.loss, self.batch = model, loss, batch
         self.optimizer = make_optimizer()
         self.device = batch.device
+        self.bf16 = bf16
 
     def step(self) -> float:
         """One training step; returns its wall time in seconds."""
         sync(self.device)
         started = time.perf_counter()
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             loss = self.loss(self.batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -163,10 +166,11 @@ def build(shape, args, device, micro_batch, with_reference):
     with device:  # initialise on the device: a 3B model is slow to initialise on the host
         batch = torch.randint(0, args.vocab, (micro_batch, args.seq_len + 1))
         module, loss, optimizer = ours(shape, args)
-        trainees = {"ours": Trainee(module, loss, optimizer, batch)}
+        bf16 = args.precision == "bf16-mixed"
+        trainees = {"ours": Trainee(module, loss, optimizer, batch, bf16)}
         if with_reference:
             model, loss, optimizer = reference(shape, args, module)
-            trainees["litgpt"] = Trainee(model, loss, optimizer, batch)
+            trainees["litgpt"] = Trainee(model, loss, optimizer, batch, bf16)
     return trainees
 
 
@@ -186,7 +190,7 @@ def measure(shape, args, device, micro_batch, with_reference) -> dict:
     step_s = {name: statistics.median(t) for name, t in times.items()}
     tokens = micro_batch * args.seq_len
     per_token = flops_per_token(shape, args.seq_len, args.vocab)
-    peak = device_peak_flops(device, "bf16-mixed")
+    peak = device_peak_flops(device, args.precision)
     row = {
         "n_params": shape.n_params,
         **shape.as_dict(),
@@ -272,6 +276,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=20 if cuda else 9, help="timed steps")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--compile", action="store_true", help="as model.compile=true")
+    parser.add_argument(
+        "--precision",
+        choices=("32-true", "bf16-mixed"),
+        help="both models' step; default: bf16-mixed on CUDA, 32-true on CPU (as train.py)",
+    )
     parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument("--backend", default="auto", choices=("auto", "flash", "sdpa"))
     parser.add_argument(
@@ -287,6 +296,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     device = torch.device("cuda" if cuda else "cpu")
+    args.precision = args.precision or ("bf16-mixed" if cuda else "32-true")
     if args.threads:
         torch.set_num_threads(args.threads)
     with_reference = args.reference == "litgpt"
@@ -302,7 +312,6 @@ def main(argv: list[str]) -> int:
         "load_average_1m": os.getloadavg()[0],
         "torch": torch.__version__,
         "flash_attn": flash_available(),
-        "precision": "bf16-mixed" if cuda else "32-true",
         "command": "python bench/throughput.py " + " ".join(argv),
         **{k: v for k, v in vars(args).items() if k != "json"},
     }
