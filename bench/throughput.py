@@ -3,14 +3,17 @@
     python bench/throughput.py                           # CPU: 500K, 1.5M, 5M at seq 256, + litgpt
     python bench/throughput.py --shapes table2 --compile # GPU: every Table 2 shape at seq 2048
     python bench/throughput.py --shapes 201M,1.13B --compile --json results.json
+    python bench/throughput.py --shapes laptop --precision bf16-mixed --reference-precision 32-true
 
 Each shape trains `--warmup` untimed steps, then `--steps` timed ones; its speed is the median
 step. The step is train.py's: DecoderLM.loss, gradient clipping and the module's own AdamW (fused
-on CUDA), under bf16 autocast on CUDA (fp32 on CPU). FLOPs are the analytic count of
-`lightning_modules/throughput.py`; MFU is against the dense bf16 peak kept there. `--reference
-litgpt` (the default on CPU) times litgpt's Llama-style GPT configured to the same shape, with
-the same loss, optimizer and loop, after checking that the parameter counts agree; it needs
-`pip install -e ".[bench]"` (litgpt is not a runtime dependency).
+on CUDA), under bf16 autocast on CUDA (fp32 on CPU; `--precision` sets it for both models, and
+`--reference-precision` litgpt's alone). `--shapes laptop` is the laptop study's five sizes at
+vocabulary 512, sequences of 128, micro-batch 32 (docs/studies/laptop/). FLOPs are the analytic
+count of `lightning_modules/throughput.py`; MFU is against the dense bf16 peak kept there.
+`--reference litgpt` (the default on CPU) times litgpt's Llama-style GPT configured to the same
+shape, with the same loss, optimizer and loop, after checking that the parameter counts agree;
+it needs `pip install -e ".[bench]"` (litgpt is not a runtime dependency).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from lightning_modules.throughput import (
 
 TABLE2_TARGETS = [2e8 * 2 ** (k / 2) for k in range(9)]  # reproduce Table 2's nine rows exactly
 CPU_TARGETS = [5e5, 1.5e6, 5e6]
+LAPTOP_TARGETS = [1e5, 2e5, 4e5, 8e5, 1.6e6]  # configs/sweeps/laptop.yaml's sizes
 OPTIM = OptimSettings(
     peak_lr=3e-4,
     min_lr=1e-5,
@@ -58,8 +62,9 @@ LITGPT_MISSING = 'litgpt is not installed: pip install -e ".[bench]" (or pip ins
 
 def parse_shapes(spec: str) -> list[ModelShape]:
     """`table2`, `cpu`, or comma-separated sizes; a size naming a Table 2 row gives that row."""
-    if spec in ("table2", "cpu"):
-        return [shape_for_target(t) for t in (TABLE2_TARGETS if spec == "table2" else CPU_TARGETS)]
+    named = {"table2": TABLE2_TARGETS, "cpu": CPU_TARGETS, "laptop": LAPTOP_TARGETS}
+    if spec in named:
+        return [shape_for_target(t) for t in named[spec]]
     rows = {format_size(s.n_params): s for s in map(shape_for_target, TABLE2_TARGETS)}
     return [rows.get(item) or shape_for_target(parse_size(item)) for item in spec.split(",")]
 
@@ -170,7 +175,8 @@ def build(shape, args, device, micro_batch, with_reference):
         trainees = {"ours": Trainee(module, loss, optimizer, batch, bf16)}
         if with_reference:
             model, loss, optimizer = reference(shape, args, module)
-            trainees["litgpt"] = Trainee(model, loss, optimizer, batch, bf16)
+            theirs_bf16 = (args.reference_precision or args.precision) == "bf16-mixed"
+            trainees["litgpt"] = Trainee(model, loss, optimizer, batch, theirs_bf16)
     return trainees
 
 
@@ -263,7 +269,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--shapes",
         default="table2" if cuda else "cpu",
-        help="table2 | cpu | comma-separated sizes (201M,1.13B,5M)",
+        help="table2 | cpu | laptop | comma-separated sizes (201M,1.13B,5M)",
     )
     parser.add_argument("--seq-len", type=int, default=2048 if cuda else 256)
     parser.add_argument("--vocab", type=int, default=65536 if cuda else 4096)
@@ -281,6 +287,11 @@ def main(argv: list[str]) -> int:
         choices=("32-true", "bf16-mixed"),
         help="both models' step; default: bf16-mixed on CUDA, 32-true on CPU (as train.py)",
     )
+    parser.add_argument(
+        "--reference-precision",
+        choices=("32-true", "bf16-mixed"),
+        help="litgpt's step when it differs from --precision (e.g. litgpt as run by default)",
+    )
     parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument("--backend", default="auto", choices=("auto", "flash", "sdpa"))
     parser.add_argument(
@@ -294,6 +305,9 @@ def main(argv: list[str]) -> int:
         help="also write the rows as JSON to PATH (no PATH: stdout)",
     )
     args = parser.parse_args(argv)
+    if args.shapes == "laptop":  # the study's own vocabulary, sequence and micro-batch
+        args.vocab, args.seq_len = 512, 128
+        args.micro_batch = "32" if args.micro_batch == "auto" else args.micro_batch
 
     device = torch.device("cuda" if cuda else "cpu")
     args.precision = args.precision or ("bf16-mixed" if cuda else "32-true")

@@ -66,9 +66,7 @@ def precision(cfg: DictConfig) -> str:
 def training_threads(cfg: DictConfig, plan: RunPlan, label: str):
     """On the CPU, this machine's cores claimed for the run (lightning_modules/cpu_share.py);
     on CUDA, nothing to claim (yields None)."""
-    if precision(cfg) != "32-true" or (
-        cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    ):
+    if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return nullcontext(None)
     per_node = max(plan.world_size // cfg.trainer.num_nodes, 1)
     return cpu_threads(cfg.trainer.threads, per_node, label)

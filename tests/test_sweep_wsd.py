@@ -86,8 +86,9 @@ def test_local_sweep_trains_the_parent_then_its_branch(small_pool, capsys, tmp_p
     assert branch["family"]["parent_checkpoint"].endswith("branch_step13.ckpt")
     report = json.loads(_laws(capsys, "collect", str(runs / "wsd"), "--json"))
     with open(report["out"]) as handle:
-        schedules = {(r["name"], r["schedule"]) for r in csv.DictReader(handle)}
-    assert schedules == {("n60K_d16K_code100", "wsd"), ("n60K_d8K_code100", "wsd")}
+        schedules = {(r["name"], r["schedule"], r["family"]) for r in csv.DictReader(handle)}
+    parent = "n60K_d16K_code100"
+    assert schedules == {(parent, "wsd", parent), ("n60K_d8K_code100", "wsd", parent)}
 
 
 def test_a_failed_parent_blocks_its_branches(capsys, tmp_path):

@@ -2,9 +2,9 @@
 
 The CSV is the long format `laws fit` reads: one row per run with the total BPC (language
 empty), then one row per validation language, plus the run's name, schedule (cosine, or wsd for
-the runs of WSD families), steps and wall time. The sweep's runs without a result (failed,
-interrupted, missing) go to `<table>.left_out.csv` beside it, which `laws.runs.read.read_runs`
-reads back, so a fit of the table lists what it did not see.
+the runs of WSD families), family (the WSD parent's name), steps and wall time. The sweep's
+runs without a result (failed, interrupted, missing) go to `<table>.left_out.csv` beside it,
+which `laws.runs.read.read_runs` reads back, so a fit of the table lists what it did not see.
 `run_state` is also how sweep.py decides what to launch, so both tell the same story.
 """
 
@@ -21,7 +21,7 @@ from laws.runs.read import LEFT_OUT_COLUMNS, left_out_path
 
 COLUMNS = (
     *("name", "N", "D", "C", "mixture", "language", "loss"),
-    *("schedule", "steps", "wall_seconds"),
+    *("schedule", "family", "steps", "wall_seconds"),
 )
 # What a completed result.json must hold for its row.
 RESULT_KEYS = ("n_params", "tokens", "flops", "code_fraction", "steps", "wall_seconds", "val_bpc")
@@ -76,6 +76,13 @@ def run_states(sweep_dir: Path, sweep_file: Path | None) -> dict[str, dict]:
     return states
 
 
+def family_of(name: str, family: dict) -> str:
+    """The WSD family a run belongs to, named by its parent run; empty for a run of its own."""
+    if family.get("role") == "branch":
+        return Path(family["parent"]).name
+    return name if family.get("role") == "parent" else ""
+
+
 def collect(sweep_dir: str | Path, out: str | Path, sweep_file: str | Path | None = None) -> dict:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -92,6 +99,7 @@ def collect(sweep_dir: str | Path, out: str | Path, sweep_file: str | Path | Non
             "C": state["flops"],
             "mixture": f"{float(state['code_fraction']):g}",
             "schedule": state.get("schedule", "cosine"),  # a WSD branch is one (N, D) point too
+            "family": family_of(name, state.get("family") or {}),
             "steps": state["steps"],
             "wall_seconds": round(state["wall_seconds"], 1),
         }
