@@ -112,6 +112,19 @@ def test_batch_optima_all_on_the_edge_leave_the_lr_law_and_no_batch_law(tmp_path
     assert mine.as_dict()["hparam_law"] == f"{path} (batch: Step Law's)"
 
 
+def test_one_batch_per_cell_measures_the_lr_law_and_no_batch_law():
+    """A grid that tried a single batch in each cell (Step Law's, as `--batch-steps 1` makes)
+    says nothing of the best batch: no batch law is fitted to those values."""
+    grid = synthetic()
+    one = np.isclose(grid.batch, [optimum(n, d)[1] for n, d in zip(grid.n, grid.d, strict=True)])
+    single = GridRuns(*(x[one] for x in (grid.n, grid.d, grid.lr, grid.batch, grid.loss)), "one")
+    law = fit_hparams(single, resamples=0)
+    assert law["batch_tokens"] is None
+    assert all(cell["used"] == {"lr": True, "batch": False} for cell in law["cells"])
+    assert any("only one batch tried" in p for p in law["problems"])
+    assert law["lr"]["n_exponent"] == pytest.approx(TRUE_LR[1], abs=1e-6)
+
+
 def test_collinear_cells_cannot_separate_the_exponents():
     grid = synthetic()
     keep = np.isclose(grid.d / grid.n, 20)  # the cells (1e8, 2e9), (4e8, 8e9), (1.6e9, 3.2e10)

@@ -190,7 +190,11 @@ def _cell(grid: GridRuns, rows: np.ndarray, tolerance: float) -> dict[str, Any]:
     edges, used = [], {}
     for name, values in (("lr", grid.lr), ("batch", grid.batch)):
         tried = np.unique(values[rows])
-        on_edge = len(tried) > 1 and values[best] in (tried[0], tried[-1])
+        if len(tried) == 1:  # nothing measured along this axis
+            used[name] = False
+            edges.append(f"only one {name} tried ({tried[0]:.4g}); left out of the {name} law")
+            continue
+        on_edge = values[best] in (tried[0], tried[-1])
         used[name] = not on_edge
         if on_edge:
             side = "lowest" if values[best] == tried[0] else "highest"
