@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from datamodules.dedup import NGRAM, NUM_PERM, lsh_bands, minhash, shingle_keys
-from datamodules.installed import DOC_LANGUAGES, installed_files
+from datamodules.installed import installed_files
 
 THRESHOLD = 0.8
 DEFAULT_DISTS = "lightning,pytorch-lightning,pip,setuptools,jedi,torchmetrics"

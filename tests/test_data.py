@@ -80,4 +80,5 @@ def test_embedded_pool_holds_out_whole_modules(tmp_path, monkeypatch):
     for i in held_out:
         assert f"Module {i} explains" not in nl
     assert 0 < unigram_bits_per_char(pool) < 8
-    assert ensure_embedded_pool(tmp_path / "cache", "stdlib", 300, 0.2, seed=0).path == pool.path  # cached
+    again = ensure_embedded_pool(tmp_path / "cache", "stdlib", 300, 0.2, seed=0)
+    assert again.path == pool.path  # cached
