@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from datamodules.dedup import NGRAM, NUM_PERM, lsh_bands, minhash, shingle_keys
+from datamodules.cleaning import KeepFirst
+from datamodules.dedup import NGRAM, NUM_PERM, minhash, shingle_keys
 from datamodules.installed import installed_files
 
 THRESHOLD = 0.8
@@ -73,21 +74,14 @@ def rensa_hashed_signatures(texts: list[str]) -> list[np.ndarray]:
 
 
 def keep_first(signatures: list[np.ndarray]) -> dict[int, int]:
-    """Removed file -> the kept file it nearly duplicates, scanning in order. The same banding
-    and verification for every implementation, so only the signatures differ."""
-    rows = lsh_bands(THRESHOLD, NUM_PERM)
-    bands = NUM_PERM // rows
-    buckets: dict[tuple[int, bytes], list[int]] = {}
-    removed: dict[int, int] = {}
+    """Removed file -> the kept file it nearly duplicates, scanning in order with the cleaning's
+    own KeepFirst (each file given a distinct digest, so only near duplicates are found): the
+    same banding and verification for every implementation, so only the signatures differ."""
+    keeper = KeepFirst(THRESHOLD, NUM_PERM)
+    removed = {}
     for i, sig in enumerate(signatures):
-        keys = [(b, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(bands)]
-        candidates = {j for key in keys for j in buckets.get(key, ())}
-        best = max(candidates, key=lambda j: np.mean(signatures[j] == sig), default=None)
-        if best is not None and np.mean(signatures[best] == sig) >= THRESHOLD:
-            removed[i] = best
-            continue
-        for key in keys:
-            buckets.setdefault(key, []).append(i)
+        if (hit := keeper.check(i, i.to_bytes(8, "little"), sig)) is not None:
+            removed[i] = hit[1]
     return removed
 
 
