@@ -2,7 +2,10 @@
 
 The rule (docs/reference.md §2.3, from the Farseer work) reproduces the paper's Table 2: among all
 (d_model multiple of 64, n_layer, d_ff multiple of 8) that put N within +-0.5% of the target,
-take the one closest to d_ff/d_model = 8/3 and d_model/n_layer = 64.
+take the one closest to d_ff/d_model = 8/3 and d_model/n_layer = 64. Shapes whose MLP ratio
+lies within a factor FFN_BAND of 8/3 are preferred to any outside it: below ~1M parameters the
+two terms trade off, and without the preference the rule gives 200K a d_ff of 88 at d_model 128
+(ratio 0.69), a model that measured worse than the 100K one at every budget (docs/design.md).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ D_MODEL_STEP = 64
 D_FF_STEP = 8
 FFN_RATIO = 8 / 3
 ASPECT = 64  # d_model / n_layer
+FFN_BAND = 1.5  # d_ff/d_model in [8/3 / 1.5, 8/3 * 1.5] = [1.78, 4] is preferred
 
 # Table 2's rows are printed as rounded sizes, but the rule reproduces them from the targets
 # 2e8 * 2**(k/2) (2.27B is 2.263e9): the printed name of a row means that row's target.
@@ -56,6 +60,11 @@ def shape_objective(d_model: int, n_layer: int, d_ff: int) -> float:
     return abs(d_ff / d_model / FFN_RATIO - 1) + abs(d_model / n_layer / ASPECT - 1)
 
 
+def outside_ffn_band(ratio):
+    """True where d_ff/d_model is more than a factor FFN_BAND from 8/3 (works on arrays)."""
+    return (ratio < FFN_RATIO / FFN_BAND) | (ratio > FFN_RATIO * FFN_BAND)
+
+
 def shape_for_target(n_target: float, head_dim: int = 64) -> ModelShape:
     """The best-proportioned shape whose size lands within 0.5% of `n_target`.
 
@@ -67,7 +76,7 @@ def shape_for_target(n_target: float, head_dim: int = 64) -> ModelShape:
     if n_target <= 0:
         raise ValueError(f"target size must be positive, got {n_target}")
     lo, hi = n_target * (1 - TOLERANCE), n_target * (1 + TOLERANCE)
-    best: tuple[float, int, int, int] | None = None
+    best: tuple[bool, float, int, int, int] | None = None
     # One layer of attention alone costs 4*d^2, which bounds d_model and then n_layer.
     for d_model in range(D_MODEL_STEP, int(math.sqrt(hi / 4)) + 1, D_MODEL_STEP):
         layers = np.arange(1, int(hi // (4 * d_model * d_model)) + 1)
@@ -79,9 +88,11 @@ def shape_for_target(n_target: float, head_dim: int = 64) -> ModelShape:
             continue
         d_ff = np.clip(FFN_RATIO * d_model, ff_lo, ff_hi)
         d_ff = np.maximum(D_FF_STEP, np.floor(d_ff / D_FF_STEP + 0.5) * D_FF_STEP).astype(int)
-        objective = np.abs(d_ff / d_model / FFN_RATIO - 1) + np.abs(d_model / layers / ASPECT - 1)
-        i = int(np.argmin(objective))  # first minimum: the fewest layers among ties
-        key = (float(objective[i]), d_model, int(layers[i]), int(d_ff[i]))
+        ratio = d_ff / d_model
+        objective = np.abs(ratio / FFN_RATIO - 1) + np.abs(d_model / layers / ASPECT - 1)
+        outside = outside_ffn_band(ratio)
+        i = int(np.lexsort((objective, outside))[0])  # in band first, then the first minimum
+        key = (bool(outside[i]), float(objective[i]), d_model, int(layers[i]), int(d_ff[i]))
         if best is None or key < best:
             best = key
     if best is None:
@@ -90,7 +101,7 @@ def shape_for_target(n_target: float, head_dim: int = 64) -> ModelShape:
             f"no decoder shape has N near {n_target:.4g}: the smallest (d_model=64, n_layer=1, "
             f"d_ff=8) has {smallest}; choose a larger model.n"
         )
-    _, d_model, n_layer, d_ff = best
+    _, _, d_model, n_layer, d_ff = best
     if d_model % head_dim:
         raise ValueError(f"d_model={d_model} is not a multiple of head_dim={head_dim}")
     return ModelShape(d_model=d_model, n_layer=n_layer, d_ff=d_ff, n_head=d_model // head_dim)

@@ -1,5 +1,6 @@
 """The shape rule against the paper's Table 2, and parameter counts three independent ways."""
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -72,6 +73,25 @@ def test_tiny_shapes_follow_the_rule(target):
     # within the band up to d_ff's rounding to a multiple of 8 (12 * n_layer * d_model params)
     slack = 12 * shape.n_layer * shape.d_model
     assert abs(shape.n_params - target) <= 0.005 * target + slack
+
+
+def test_200k_gets_a_proportioned_mlp_not_a_degenerate_one():
+    # Without the MLP-ratio preference the two objective terms trade off to d_model 128, 2 layers,
+    # d_ff 88 (ratio 0.69), which trained worse than 100K at every budget of the laptop study.
+    # 64 x 4 layers x 176: N = 4 * 64 * (4*64 + 3*176) = 200,704, 0.35% above 2e5.
+    assert shape_for_target(2e5) == ModelShape(d_model=64, n_layer=4, d_ff=176, n_head=1)
+
+
+@pytest.mark.parametrize("target", np.geomspace(1e5, 1e10, 60))
+def test_mlp_ratio_stays_within_a_factor_1_5_of_8_3(target):
+    shape = shape_for_target(target)
+    assert 8 / 3 / 1.5 <= shape.d_ff / shape.d_model <= 8 / 3 * 1.5, shape
+
+
+def test_outside_the_band_only_when_no_shape_is_inside():
+    # 75K: one layer of 64 needs d_ff 304 (ratio 4.75); two need (75e3/128 - 256)/3 = 110 -> 112
+    # (ratio 1.75), also outside; d_model 128 cannot hold 75K. So the closest shape is kept.
+    assert shape_for_target(7.5e4) == ModelShape(d_model=64, n_layer=1, d_ff=304, n_head=1)
 
 
 def test_target_too_small_is_a_clear_error():
