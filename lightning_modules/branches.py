@@ -82,7 +82,7 @@ class BranchPoints(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if step in self.remaining and at_step_boundary(trainer):
-            trainer.save_checkpoint(branch_checkpoint(self.run_dir, step))
+            trainer.save_checkpoint(branch_checkpoint(self.run_dir, step), weights_only=False)
             self.remaining.discard(step)
 
 
