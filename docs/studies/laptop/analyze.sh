@@ -1,19 +1,18 @@
+# The laptop study's analysis: results, fits, report. Run from anywhere; takes about a minute.
 set -e
 cd "$(dirname "$0")/../../.."
 S=docs/studies/laptop
 mkdir -p $S/fits
 python -m laws collect runs/laptop --out $S/results.csv
-python - <<'P'
-import csv
-rows=list(csv.DictReader(open('docs/studies/laptop/results.csv')))
-keep=[r for r in rows if not r['name'].startswith('n200K_')]
-w=csv.DictWriter(open('docs/studies/laptop/results_without_200K.csv','w',newline=''), rows[0].keys()); w.writeheader(); w.writerows(keep)
-P
-for T in results results_without_200K; do
-  for L in chinchilla farseer; do
-    suffix=$([ $T = results ] && echo "_all_sizes" || echo "")
-    python -m laws fit $S/$T.csv --law $L --bootstrap 200 --budget 3.8e13 --out $S/fits/$L$suffix.json > $S/fits/$L$suffix.txt 2>&1 || echo "fit $L $T failed" >> $S/fits/$L$suffix.txt
-    python -m laws fit $S/$T.csv --law $L --holdout 'n<1.2M' --out $S/fits/${L}_holdout$suffix.json > $S/fits/${L}_holdout$suffix.txt 2>&1 || echo "holdout fit failed" >> $S/fits/${L}_holdout$suffix.txt
-  done
+python -m laws collect runs/laptop_noise --out $S/noise.csv
+C=$(python -c "import csv; print(max(float(r['C']) for r in csv.DictReader(open('$S/results.csv'))))")
+for L in chinchilla farseer; do
+  python -m laws fit $S/results.csv --law $L --bootstrap 200 --budget $C --out $S/fits/$L.json \
+    > $S/fits/$L.txt 2>&1 || echo "exit $?: no $L fit" >> $S/fits/$L.txt
+  python -m laws fit $S/results.csv --law $L --holdout 'n<1.2M' --out $S/fits/${L}_holdout.json \
+    > $S/fits/${L}_holdout.txt 2>&1 || echo "exit $?: no $L holdout fit" >> $S/fits/${L}_holdout.txt
 done
-python -m laws report $S/results_without_200K.csv --out $S --budgets 3.8e13 1e14 1e15 > $S/report.txt 2>&1 || echo "report failed" >> $S/report.txt
+python -m laws compare $S/results.csv --law chinchilla farseer --holdout 'n<1.2M' > $S/fits/compare.txt 2>&1 \
+  || echo "exit $?: no comparison" >> $S/fits/compare.txt
+python -m laws report $S/results.csv --out $S --budgets $C 1e14 1e15 > $S/report.txt 2>&1 \
+  || echo "exit $?: no report" >> $S/report.txt
