@@ -57,7 +57,8 @@ class ModelShape:
             )
         if self.n_kv_head is not None and self.n_kv_head != kv:
             raise ValueError(
-                f"attention={self.attention} has {kv} key/value heads, not {self.n_kv_head}"
+                f"attention={self.attention} has {kv} key/value heads, not {self.n_kv_head} "
+                "(fewer key/value heads than query heads is attention=gqa)"
             )
         object.__setattr__(self, "n_kv_head", kv)
         factorised = self.attention in ("mfa", "mfa_kr")
