@@ -72,8 +72,10 @@ def check_head_dim(backend: str, head_dim: int, cuda: bool | None = None) -> Non
 def causal_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str
 ) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + causal mask) v for q (B, S, H, D) and k, v (B, S, G, D), G
-    dividing H (query head i reads key/value head i // (H / G)); returns (B, S, H, D)."""
+    """softmax(q k^T / sqrt(d) + causal mask) v for q (B, S, H, D) and k, v (B, T, G, D), G
+    dividing H (query head i reads key/value head i // (H / G)); returns (B, S, H, D). With
+    T > S (a decoding cache) the queries are the last S positions (bottom-right causal mask,
+    as flash-attn aligns it)."""
     if backend == "flash" or (backend == "auto" and flash_supports(q)):
         if not flash_supports(q):
             raise RuntimeError(
@@ -83,7 +85,16 @@ def causal_attention(
         out = _FLASH_FUNC(q, k, v, causal=True)  # fewer k/v heads: its native GQA / MQA path
         return out[0] if isinstance(out, tuple) else out  # flash-attn 3 also returns the LSE
     grouped = k.shape[2] != q.shape[2]  # GQA / MQA / MFA: heads share k and v, not repeated
+    queries, keys = q.shape[1], k.shape[1]
+    mask = None  # queries are the last positions of the keys (decoding continues a cache)
+    if keys != queries and queries > 1:
+        mask = torch.ones(queries, keys, dtype=torch.bool, device=q.device).tril(keys - queries)
     out = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=grouped
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        attn_mask=mask,
+        is_causal=keys == queries,
+        enable_gqa=grouped,
     )
     return out.transpose(1, 2)

@@ -42,12 +42,34 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos().float(), persistent=False)
         self.register_buffer("sin", angles.sin().float(), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """x at positions offset .. offset + S - 1."""
         seq = x.shape[1]
         half = x.shape[-1] // 2
         rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        cos, sin = self.cos[:, :seq].to(x.dtype), self.sin[:, :seq].to(x.dtype)
+        positions = slice(offset, offset + seq)
+        cos, sin = self.cos[:, positions].to(x.dtype), self.sin[:, positions].to(x.dtype)
         return x * cos + rotated * sin
+
+
+@dataclass
+class LayerCache:
+    """What one layer keeps between decoding steps: rotated keys and values, (B, T, G, h); for
+    MFA-KR its pre-RoPE keys alone (the value is re-derived from them, which is its saving)."""
+
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[1]
+
+    def extend(self, keys: torch.Tensor, values: torch.Tensor | None = None):
+        """Append this step's entries; returns everything cached (keys, values)."""
+        self.keys = keys if self.keys is None else torch.cat([self.keys, keys], dim=1)
+        if values is not None:
+            self.values = values if self.values is None else torch.cat([self.values, values], dim=1)
+        return self.keys, self.values
 
 
 class Attention(nn.Module):
@@ -64,15 +86,18 @@ class Attention(nn.Module):
         self.rope = rope
         self.backend = cfg.attn_backend
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         b, s, d = x.shape
         kv_width = self.kv_heads * self.head_dim
         q, k, v = self.qkv(x).split([d, kv_width, kv_width], dim=-1)
         q = q.view(b, s, self.heads, self.head_dim)
         k = k.view(b, s, self.kv_heads, self.head_dim)
         v = v.view(b, s, self.kv_heads, self.head_dim)
-        y = causal_attention(self.rope(q), self.rope(k), v, self.backend)
-        return self.proj(y.reshape(b, s, d))
+        offset = cache.length if cache is not None else 0
+        q, k = self.rope(q, offset), self.rope(k, offset)
+        if cache is not None:
+            k, v = cache.extend(k, v)
+        return self.proj(causal_attention(q, k, v, self.backend).reshape(b, s, d))
 
 
 class FactorizedAttention(nn.Module):
@@ -98,20 +123,32 @@ class FactorizedAttention(nn.Module):
         self.rope = rope
         self.backend = cfg.attn_backend
 
+    def value_of(self, k: torch.Tensor) -> torch.Tensor:
+        """MFA-KR's value from the pre-RoPE key: k + (k M) * alpha."""
+        return k + self.reuse(k) * self.reuse_gain
+
     def key_value(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The shared key (before RoPE) and value, (B, S, 1, h) each."""
         b, s, _ = x.shape
         if self.key_reuse:
             k = self.k(x).view(b, s, 1, self.head_dim)
-            return k, k + self.reuse(k) * self.reuse_gain
+            return k, self.value_of(k)
         k, v = self.kv(x).view(b, s, 2, 1, self.head_dim).unbind(dim=2)
         return k, v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         b, s, d = x.shape
         q = self.q_up(self.q_norm(self.q_down(x))).view(b, s, self.heads, self.head_dim)
+        offset = cache.length if cache is not None else 0
         k, v = self.key_value(x)
-        y = causal_attention(self.rope(q), self.rope(k), v, self.backend)
+        if cache is None:
+            k = self.rope(k)
+        elif self.key_reuse:  # only pre-RoPE keys are kept: rotate them and derive the values
+            k_pre, _ = cache.extend(k)
+            k, v = self.rope(k_pre), self.value_of(k_pre)
+        else:
+            k, v = cache.extend(self.rope(k, offset), v)
+        y = causal_attention(self.rope(q, offset), k, v, self.backend)
         return self.proj(y.reshape(b, s, d))
 
 
@@ -145,15 +182,15 @@ class Block(nn.Module):
         self.mlp = SwiGLU(d, cfg.shape.d_ff)
         self.activation_checkpointing = cfg.activation_checkpointing
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         # Checkpointing inside the block (not around it) keeps the recomputation within the
         # block's FSDP unit, whose parameters FSDP gathers again before the block's backward.
         if self.activation_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(self._layer, x, use_reentrant=False)
-        return self._layer(x)
+        return self._layer(x, cache)
 
-    def _layer(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x))
+    def _layer(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cache)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -179,16 +216,20 @@ class Decoder(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=self.cfg.init_std)
 
-    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+    def hidden(self, tokens: torch.Tensor, cache: list[LayerCache] | None = None) -> torch.Tensor:
         """The residual stream after the last block (B, S, d), before the final norm."""
         x = self.embed(tokens)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache[i])
         return x
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (B, S, V) for token ids (B, S)."""
-        return self.head(self.norm(self.hidden(tokens)))
+    def forward(self, tokens: torch.Tensor, cache: list[LayerCache] | None = None) -> torch.Tensor:
+        """Logits (B, S, V) for token ids (B, S). With a cache (one LayerCache per layer, from
+        `new_cache`), the tokens continue the cached ones and are appended to it: decoding."""
+        return self.head(self.norm(self.hidden(tokens, cache)))
+
+    def new_cache(self) -> list[LayerCache]:
+        return [LayerCache() for _ in self.blocks]
 
     def parameter_counts(self) -> dict[str, int]:
         """Counts by role, from the tensors themselves (checked against the shape's formulas)."""
