@@ -2,8 +2,8 @@
 
     python train.py [--plan] [config=file.yaml] [key=value ...]
 
-`--plan` prints the derived plan (shape, sizes, learning rate, batch, steps, FLOPs) as JSON and
-exits. `--help` shows every key with its default. The config is checked before torch and
+`--plan` prints the derived plan (shape, sizes, KV cache, learning rate, batch, steps, FLOPs) as
+JSON and exits. `--help` shows every key with its default. The config is checked before torch and
 Lightning are imported, so a config error answers at once.
 """
 
@@ -22,6 +22,16 @@ from lightning_modules.plan import make_plan, world_size
 USAGE = __doc__.strip()
 
 
+def check_kernels(cfg, head_dim: int) -> None:
+    """On a CUDA machine, what training would refuse (flash-attn's head sizes) --plan refuses."""
+    from lightning_modules.attention import check_head_dim  # imports torch: only for --plan
+
+    try:
+        check_head_dim(cfg.model.attn_backend, head_dim)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(str(err)) from err
+
+
 def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(USAGE + "\n\nKeys and defaults (configs/default.yaml):\n")
@@ -33,6 +43,7 @@ def main(argv: list[str]) -> int:
         cfg = load_config(overrides)
         if plan_only:
             plan = make_plan(cfg, world_size(cfg), pool_source(cfg).vocab_size)
+            check_kernels(cfg, plan.shape.head_dim)
             for warning in plan.warnings:
                 print(f"note: {warning}", file=sys.stderr)
             print(json.dumps(plan.as_dict(), indent=2))

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig
 from configs.sizes import ConfigError, parse_size
 
 ATTN_BACKENDS = ("auto", "flash", "sdpa")
+ATTENTIONS = ("mha", "gqa", "mfa", "mfa_kr")  # docs/attention.md
 CORPORA = ("installed", "stdlib")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -125,6 +126,9 @@ RULES: dict[str, Rule] = {
     "model.rope_theta": positive,
     "model.init_std": positive,
     "model.attn_backend": one_of(ATTN_BACKENDS),
+    "model.attention": one_of(ATTENTIONS),
+    "model.n_kv_head": integer(1, optional=True),
+    "model.q_rank": integer(1, optional=True),
     "data.corpus": one_of(CORPORA),
     "trainer.threads": integer(1, auto=True),
     "data.tokens": size(),

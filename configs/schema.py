@@ -32,6 +32,9 @@ class ModelConfig:
     rope_theta: float = MISSING
     init_std: float = MISSING
     attn_backend: str = MISSING
+    attention: str = MISSING
+    n_kv_head: int | None = MISSING
+    q_rank: int | None = MISSING
     compile: bool = MISSING
     activation_checkpointing: bool = MISSING
 

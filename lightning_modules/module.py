@@ -47,6 +47,11 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 
+def is_gain(name: str) -> bool:
+    """Norm gains and MFA-KR's alpha: vectors that scale, kept out of weight decay."""
+    return "norm" in name or name.endswith("_gain")
+
+
 class DecoderLM(L.LightningModule):
     def __init__(self, decoder: dict, optim: dict, compile_model: bool = False):
         """Plain dicts (DecoderConfig and OptimSettings fields) so checkpoints reload anywhere."""
@@ -125,13 +130,13 @@ class DecoderLM(L.LightningModule):
                 counts[key] += shift
 
     def configure_optimizers(self):
-        """AdamW (fused on CUDA) with decay on matrices only (norm gains are not decayed); the
-        schedule (warm-up, then cosine or WSD) is applied in `optimizer_step`."""
+        """AdamW (fused on CUDA) with decay on matrices only (norm gains and MFA-KR's alpha are
+        not decayed); the schedule (warm-up, then cosine or WSD) is applied in `optimizer_step`."""
         o = self.optim
         # By name, not by p.ndim: FSDP presents its shards as flat 1-d views.
         params = list(self.named_parameters())
-        matrices = [p for name, p in params if "norm" not in name]
-        vectors = [p for name, p in params if "norm" in name]
+        matrices = [p for name, p in params if not is_gain(name)]
+        vectors = [p for name, p in params if is_gain(name)]
         optimizer = torch.optim.AdamW(
             [
                 {"params": matrices, "weight_decay": o.weight_decay},

@@ -15,6 +15,8 @@ from lightning_modules.schedule import decay_start
 from lightning_modules.shape import (
     TABLE2_TARGETS,
     ModelShape,
+    in_config_names,
+    kv_cache,
     shape_for_target,
     training_flops,
     training_flops_with_attention,
@@ -95,6 +97,7 @@ class RunPlan:
             "n_target": self.n_target,
             "n_params": s.n_params,
             "n_params_with_embedding": s.n_params_with_embedding(self.vocab_size),
+            **kv_cache(s),
             "vocab_size": self.vocab_size,
             "seq_len": self.seq_len,
             "tokens": self.tokens,
@@ -117,6 +120,7 @@ class RunPlan:
             "world_size": self.world_size,
             "steps": self.steps,
             "flops": training_flops(s, self.tokens),
+            "flops_per_token": training_flops_with_attention(s, 1, self.seq_len, self.vocab_size),
             "flops_with_attention": training_flops_with_attention(
                 s, self.tokens, self.seq_len, self.vocab_size
             ),
@@ -124,7 +128,16 @@ class RunPlan:
 
 
 def model_shape(model: DictConfig) -> tuple[ModelShape, int | None]:
-    """The explicit shape if all four dimensions are given, else the rule's shape for model.n."""
+    """The explicit shape if all four dimensions are given, else the rule's shape for model.n;
+    either with the configured attention type."""
+    attention = {k: model[k] for k in ("attention", "n_kv_head", "q_rank")}
+    try:
+        return _model_shape(model, attention)
+    except ValueError as err:  # the shape's own checks, in the config's names
+        raise ConfigError(in_config_names(err)) from None
+
+
+def _model_shape(model: DictConfig, attention: dict) -> tuple[ModelShape, int | None]:
     explicit = {k: model[k] for k in ("d_model", "n_layer", "d_ff", "n_head")}
     given = [k for k, v in explicit.items() if v is not None]
     if given and len(given) < 4:
@@ -139,12 +152,12 @@ def model_shape(model: DictConfig) -> tuple[ModelShape, int | None]:
                 f"model.d_model={explicit['d_model']} is not divisible by "
                 f"model.n_head={explicit['n_head']}"
             )
-        return ModelShape(**explicit), None
+        return ModelShape(**explicit, **attention), None
     n_target = table2_target(parse_size(model.n, "model.n"))
     try:
-        return shape_for_target(n_target, model.head_dim), round(n_target)
+        return shape_for_target(n_target, model.head_dim, **attention), round(n_target)
     except ValueError as err:
-        raise ConfigError(f"model.n={model.n}: {err}") from err
+        raise ValueError(f"model.n={model.n}: {err}") from None
 
 
 def table2_target(n: int) -> float:

@@ -25,7 +25,7 @@ from configs import ConfigError
 from datamodules.config_pool import PoolSource, pool_source
 from datamodules.datamodule import PoolDataModule
 from datamodules.pool import TokenPool, unigram_bits_per_char
-from lightning_modules.attention import check_backend
+from lightning_modules.attention import check_backend, check_head_dim
 from lightning_modules.bpc import ValidationBPC
 from lightning_modules.branches import BranchPoints, branch_start, branch_steps
 from lightning_modules.cpu_share import cpu_threads
@@ -49,6 +49,7 @@ from lightning_modules.run_identity import (
     run_identity,
     write_fingerprint,
 )
+from lightning_modules.shape import ModelShape
 from lightning_modules.throughput import ThroughputLogger, flops_per_token
 
 
@@ -128,12 +129,13 @@ def start_over(run_dir: Path) -> None:
 def train(cfg: DictConfig) -> dict:
     """Run (or resume) the configured run; returns its result (written to result.json) on rank 0,
     an empty dict on the other ranks."""
-    try:
-        check_backend(cfg.model.attn_backend)
-    except (ValueError, RuntimeError) as err:
-        raise ConfigError(str(err)) from err
     source = pool_source(cfg)
     plan = make_plan(cfg, world_size(cfg), source.vocab_size)
+    try:
+        check_backend(cfg.model.attn_backend)
+        check_head_dim(cfg.model.attn_backend, plan.shape.head_dim)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(str(err)) from err
     fingerprint = pool_fingerprint(source)
     identity = run_identity(cfg, fingerprint)
     run_dir = Path(cfg.run.dir) / (
@@ -208,12 +210,23 @@ def family_record(cfg: DictConfig, plan: RunPlan, branch_points: dict[int, int])
     return {"role": None, "trained_tokens": plan.tokens}
 
 
+def attention_note(s: ModelShape) -> str:
+    if s.attention == "mha":
+        return ""
+    rank = f", C_q {s.q_rank}" if s.q_rank else ""
+    return (
+        f" ({s.attention}: {s.n_kv_head} key/value heads{rank}; KV cache "
+        f"{s.kv_cache_values_per_token:,} values per token)"
+    )
+
+
 def describe(plan: RunPlan) -> str:
     s = plan.shape
     return (
         f"model: N={s.n_params:,} non-embedding ({s.n_params_with_embedding(plan.vocab_size):,} "
         f"with embeddings), d_model {s.d_model}, {s.n_layer} layers, d_ff {s.d_ff}, {s.n_head} "
-        f"heads; {plan.steps} steps of {plan.global_batch_sequences} x {plan.seq_len} tokens, "
+        f"heads{attention_note(s)}; {plan.steps} steps of {plan.global_batch_sequences} x "
+        f"{plan.seq_len} tokens, "
         f"peak lr {plan.lr:.3g}, {plan.schedule}"
         + (f" (decay from step {plan.decay_start_step})" if plan.schedule == "wsd" else "")
     )
@@ -363,6 +376,8 @@ def make_result(
         "code_fraction": cfg.data.code_fraction,
         "flops": p["flops"],
         "flops_with_attention": p["flops_with_attention"],
+        "attention": p["attention"],
+        "kv_cache_values_per_token": p["kv_cache_values_per_token"],
         "val_bpc": final["bpc"],
         "val_bpc_by_language": final["by_language"],
         "val_bpb": final["bpb"],

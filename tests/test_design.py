@@ -105,3 +105,27 @@ def test_shipped_paper_design_is_what_the_command_writes(capsys, tmp_path, monke
     assert laws_main(args) == 0
     assert (tmp_path / "configs" / "sweeps" / "paper.yaml").read_text() == shipped_file.read_text()
     assert len(shipped["runs"]) == 3 * 117 and all("layout" in r for r in shipped["runs"])
+
+
+def test_runs_carry_the_attention_and_its_kv_cache(capsys, tmp_path):
+    """The 201M row (d_model 1024, 16 layers, 16 heads of 64): MHA caches 2 x 16 x 1024 =
+    32,768 values per token; GQA with 4 key/value heads a quarter of that; MFA-KR one key head
+    per layer, 16 x 64 = 1,024. Each keeps N near its target by re-balancing d_ff."""
+    grid = ["--n", "200M:200M:1", "--d", "4B:4B:1"]
+    expected = {
+        (): ("mha", 32768),
+        ("model.attention=gqa", "model.n_kv_head=4"): ("gqa", 8192),
+        ("model.attention=mfa_kr", "model.q_rank=512"): ("mfa_kr", 1024),
+    }
+    for sets, (kind, values) in expected.items():
+        args = [a for s in sets for a in ("--set", s)]
+        (run,) = design(capsys, tmp_path, *grid, *args)["runs"]
+        assert (run["attention"], run["kv_cache_values_per_token"]) == (kind, values)
+        assert abs(run["n_params"] / 2e8 - 1) < 0.006
+    assert (
+        laws_main(
+            ["design", "--out", str(tmp_path / "x.yaml"), *grid, "--set", "model.attention=gqa"]
+        )
+        == 2
+    )
+    assert "model.attention=gqa needs model.n_kv_head" in capsys.readouterr().err

@@ -18,10 +18,11 @@ import yaml
 
 from laws.errors import LawsError
 from laws.runs.read import LEFT_OUT_COLUMNS, left_out_path
+from lightning_modules.shape import ModelShape
 
 COLUMNS = (
     *("name", "N", "D", "C", "mixture", "language", "loss"),
-    *("schedule", "family", "steps", "wall_seconds"),
+    *("schedule", "family", "steps", "wall_seconds", "attention", "kv_cache_values_per_token"),
 )
 # What a completed result.json must hold for its row.
 RESULT_KEYS = ("n_params", "tokens", "flops", "code_fraction", "steps", "wall_seconds", "val_bpc")
@@ -76,6 +77,14 @@ def run_states(sweep_dir: Path, sweep_file: Path | None) -> dict[str, dict]:
     return states
 
 
+def attention_of(plan: dict) -> tuple[str, int]:
+    """The run's attention type and KV cache per token (results from before attention types
+    were recorded are MHA, 2 * n_layer * d_model)."""
+    keys = ("d_model", "n_layer", "d_ff", "n_head", "attention", "n_kv_head", "q_rank")
+    shape = ModelShape(**{k: plan[k] for k in keys if k in plan})
+    return shape.attention, shape.kv_cache_values_per_token
+
+
 def family_of(name: str, family: dict) -> str:
     """The WSD family a run belongs to, named by its parent run; empty for a run of its own."""
     if family.get("role") == "branch":
@@ -103,6 +112,8 @@ def collect(sweep_dir: str | Path, out: str | Path, sweep_file: str | Path | Non
             "steps": state["steps"],
             "wall_seconds": round(state["wall_seconds"], 1),
         }
+        if "plan" in state:
+            base["attention"], base["kv_cache_values_per_token"] = attention_of(state["plan"])
         rows.append({**base, "language": "", "loss": state["val_bpc"]})
         for language, bpc in sorted((state.get("val_bpc_by_language") or {}).items()):
             rows.append({**base, "language": language, "loss": bpc})

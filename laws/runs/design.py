@@ -14,6 +14,7 @@ the plan lazily, because the plan pulls in torch and the fitting commands must n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from configs import ConfigError, format_size, load_config
 from laws.errors import LawsError
-from lightning_modules.shape import shape_for_target, training_flops_with_attention
+from lightning_modules.shape import ModelShape, shape_for_target, training_flops_with_attention
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -63,12 +64,14 @@ def design_runs(
     max_d_over_n: float | None = None,
     max_flops: float | None = None,
     estimate: Estimate = Estimate(),
+    shape_of: Callable[[float], ModelShape] = shape_for_target,
 ) -> list[dict]:
-    """Every (N, D, mixture) of the grid that passes the filters, with its cost."""
+    """Every (N, D, mixture) of the grid that passes the filters, with its cost (training FLOPs
+    and GPU-hours; the KV cache per token, what the attention type costs at inference)."""
     runs = []
     for code_fraction in mixtures:
         for n_target in n_grid:
-            shape = shape_for_target(n_target)
+            shape = shape_of(n_target)
             n = shape.n_params
             for d in d_grid:
                 d = round(float(d))
@@ -90,6 +93,8 @@ def design_runs(
                         "code_fraction": code_fraction,
                         "n_params": n,
                         "d_over_n": round(d / n, 2),
+                        "attention": shape.attention,
+                        "kv_cache_values_per_token": shape.kv_cache_values_per_token,
                         "flops": flops,
                         "gpu_hours": round(
                             with_attention / (estimate.peak_flops * estimate.mfu) / 3600, 2
@@ -99,6 +104,12 @@ def design_runs(
     if not runs:
         raise LawsError("the filters leave no runs; widen the bounds or drop a filter")
     return runs
+
+
+def shape_rule(model: DictConfig) -> Callable[[float], ModelShape]:
+    """The shape train.py gives a target N under the config's model keys (head size, attention)."""
+    attention = {"attention": model.attention, "n_kv_head": model.n_kv_head, "q_rank": model.q_rank}
+    return lambda n_target: shape_for_target(n_target, model.head_dim, **attention)
 
 
 def launch_plan(cfg: DictConfig, vocab_size: int) -> RunPlan:

@@ -27,10 +27,12 @@ from laws.runs.design import (
     add_layouts,
     design_runs,
     log_grid,
+    shape_rule,
     sweep_document,
 )
 from laws.runs.families import add_families, protocol_costs
 from laws.runs.hparam_grid import grid_runs
+from lightning_modules.shape import in_config_names
 from lightning_modules.steplaw import load_hparam_law
 
 NAME = "design"
@@ -180,18 +182,6 @@ def run(args: argparse.Namespace) -> Output:
             raise LawsError(str(err)) from err
         steps = (args.lr_steps, args.batch_steps)
         runs = grid_runs(args.cells, law, *steps, estimate, mixtures[0])
-    else:
-        runs = design_runs(
-            log_grid(*args.n),
-            log_grid(*args.d),
-            mixtures,
-            args.min_d_over_n,
-            args.max_d_over_n,
-            args.max_flops,
-            estimate,
-        )
-    out = Path(args.out)
-    name = args.name or out.stem
     overrides = [
         f"data.vocab_size={args.vocab_size}",
         f"data.seq_len={args.seq_len}",
@@ -199,9 +189,26 @@ def run(args: argparse.Namespace) -> Output:
         *args.set,
     ]
     try:
-        planned = load_config(overrides).cluster.max_nodes is not None
+        config = load_config(overrides)
     except ConfigError as err:
         raise LawsError(f"--set: {err}") from err
+    planned = config.cluster.max_nodes is not None
+    if not args.hparam_grid:
+        try:
+            runs = design_runs(
+                log_grid(*args.n),
+                log_grid(*args.d),
+                mixtures,
+                args.min_d_over_n,
+                args.max_d_over_n,
+                args.max_flops,
+                estimate,
+                shape_rule(config.model),
+            )
+        except ValueError as err:  # the shape rule refuses the attention settings
+            raise LawsError(f"--set: {in_config_names(err)}") from err
+    out = Path(args.out)
+    name = args.name or out.stem
     if planned:
         add_layouts(runs, overrides, args.vocab_size)
     if args.schedule == "wsd":
@@ -236,6 +243,8 @@ def run(args: argparse.Namespace) -> Output:
     if planned:
         columns += [("layout_text", "nodes x GPUs x micro x acc", ""), ("wall_hours", "h", ".1f")]
         rows = [{**r, "layout_text": layout_text(r["layout"])} for r in runs]
+    if config.model.attention != "mha":
+        columns.append(("kv_cache_values_per_token", "KV/token", ","))
     if args.schedule == "wsd":
         columns[1:1] = [("role", "role", "")]
         columns.append(("trained_flops", "trained", ".3g"))
