@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from datamodules.pool import TokenPool
-from lightning_modules.model import Decoder, DecoderConfig
-from lightning_modules.shape import ModelShape
+from lightning_modules.model import Decoder
+from lightning_modules.module import DecoderLM
 
 
 class TrainedRunError(Exception):
@@ -31,14 +31,10 @@ def load_checkpoint(run_dir: Path, checkpoint: str = "last") -> dict:
 
 
 def decoder_of(saved: dict) -> Decoder:
-    """The checkpoint's decoder in eval mode, with its weights (fp32, on the CPU)."""
-    hparams = dict(saved["hyper_parameters"]["decoder"])
-    shape = ModelShape(**hparams.pop("shape"))
-    decoder = Decoder(DecoderConfig(shape=shape, **hparams))
-    prefix = "model."
-    weights = {k[len(prefix) :]: v for k, v in saved["state_dict"].items() if k.startswith(prefix)}
-    decoder.load_state_dict(weights)
-    return decoder.eval()
+    """The checkpoint's decoder in eval mode, with its weights (on the CPU)."""
+    module = DecoderLM(**saved["hyper_parameters"])
+    module.load_state_dict(saved["state_dict"])
+    return module.model.eval()
 
 
 def run_pool(run_dir: Path) -> TokenPool:
