@@ -44,8 +44,8 @@ def chunk_order(weights: dict[str, float], chunks: int) -> np.ndarray:
     names = sorted(weights)
     keys, owners = [], []
     for i, name in enumerate(names):
-        # language i holds at most ceil(chunks * p) + 1 of the first `chunks` chunks
-        count = int(np.ceil(chunks * weights[name])) + 1
+        # more keys than language i can own among the first `chunks` (the bound above)
+        count = int(np.ceil(chunks * weights[name] + (1 + len(names) * weights[name]) / 2)) + 1
         keys.append((np.arange(count) + 0.5) / weights[name])
         owners.append(np.full(count, i, dtype=np.int64))
     keys_all, owners_all = np.concatenate(keys), np.concatenate(owners)
