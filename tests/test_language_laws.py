@@ -168,3 +168,28 @@ def test_allocate_cli_reports_three_mixes_and_writes_the_check(tmp_path, capsys)
     assert data["optimum"]["weighted"] < data["natural"]["weighted"]
     assert "optimum_seed0" in sweep.read_text() and "data.languages=C=" in sweep.read_text()
     assert main(["plot", "exponents", "--fit", fits, "--out", str(tmp_path)]) == 0
+
+
+def test_per_language_fit_can_be_limited_to_the_trained_languages(tmp_path, capsys):
+    """A validation language the runs did not train on (here 'CMake', pure noise) is left out
+    by --languages; the fitted languages get their own exponents back."""
+    rng = np.random.default_rng(0)
+    rows = ["N,D,loss,language"]
+    for n in (1e5, 2e5, 4e5, 8e5):
+        for d in (1e6, 2e6, 4e6, 8e6):
+            for name, (e, a, alpha, b, beta) in {
+                "A": (1.0, 40.0, 0.35, 300.0, 0.3),
+                "B": (1.3, 25.0, 0.25, 200.0, 0.35),
+            }.items():
+                rows.append(f"{n},{d},{e + a * n**-alpha + b * d**-beta},{name}")
+            rows.append(f"{n},{d},{3 + rng.random()},CMake")
+    table = tmp_path / "runs.csv"
+    table.write_text("\n".join(rows) + "\n")
+    args = ["fit", str(table), "--law", "chinchilla", "--per-language", "--json"]
+    assert main([*args, "--languages", "A,B"]) == 0
+    fits = json.loads(capsys.readouterr().out)["languages"]
+    assert set(fits) == {"A", "B"}
+    assert fits["A"]["params"]["alpha"] == pytest.approx(0.35, rel=0.02)
+    assert fits["B"]["params"]["beta"] == pytest.approx(0.35, rel=0.02)
+    assert main([*args, "--languages", "A,Rust"]) == 2
+    assert "Rust" in capsys.readouterr().err

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", help="fit this language's loss instead of the overall one")
     parser.add_argument("--per-language", action="store_true", help="one law per language")
     parser.add_argument(
+        "--languages", help="with --per-language: only these, e.g. C,C++,Python (default: all)"
+    )
+    parser.add_argument(
         "--holdout", type=cutoff, metavar="CUT", help="fit below n<N or c<C, test the rest"
     )
     parser.add_argument(
@@ -92,7 +95,8 @@ def run(args: argparse.Namespace) -> Output:
                 "--per-language fits every language at once; use --language L for a holdout "
                 "or leave-one-size-out on one language"
             )
-        fits = fit_per_language(runs, args.law, args.mixture, **alone)
+        chosen_languages = args.languages.split(",") if args.languages else None
+        fits = fit_per_language(runs, args.law, args.mixture, chosen_languages, **alone)
         data = per_language_json(fits)
         text = []
         for lang, fit in fits.items():
