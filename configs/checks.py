@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from configs.sizes import ConfigError, parse_size
+from configs.sizes import ConfigError, parse_size, parse_weights
 
 ATTN_BACKENDS = ("auto", "flash", "sdpa")
 ATTENTIONS = ("mha", "gqa", "mfa", "mfa_kr")  # docs/attention.md
@@ -112,6 +112,16 @@ def optional_path(value: Any) -> str | None:
     return None if value is None or (isinstance(value, str) and value) else "a path or null"
 
 
+def language_weights(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_weights(value, "data.languages")
+    except ConfigError:
+        return "null or LANGUAGE=WEIGHT,... with weights >= 0, e.g. Python=0.5,C=0.3,C++=0.2"
+    return None
+
+
 def run_name(value: Any) -> str | None:
     ok = value is None or (isinstance(value, str) and value and "/" not in value)
     return None if ok else "null or a folder name without '/'"
@@ -135,6 +145,7 @@ RULES: dict[str, Rule] = {
     "data.seq_len": integer(1),
     "data.vocab_size": integer(258),  # 256 byte tokens and the separator at least
     "data.code_fraction": fraction(False, False),
+    "data.languages": language_weights,
     "data.val_fraction": fraction(True, True),
     "data.num_workers": integer(0),
     "optim.lr": positive_or_auto,

@@ -47,6 +47,7 @@ class DataConfig:
     seq_len: int = MISSING
     vocab_size: int = MISSING
     code_fraction: float = MISSING
+    languages: str | None = MISSING
     tokenizer: str | None = MISSING
     val_fraction: float = MISSING
     cache_dir: str = MISSING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -38,3 +39,23 @@ def format_size(value: float) -> str:
         if value >= scale:
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
+
+
+def parse_weights(value: Any, what: str) -> dict[str, float]:
+    """`Python=0.5,C=0.3` -> {"Python": 0.5, "C": 0.3}: names as given, weights >= 0, at least one
+    positive (not normalised; each caller says what its weights mean)."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for part in str(value).split(",") if part.strip()):
+        name, sep, number = item.rpartition("=")
+        try:
+            weight = float(number) if sep and name.strip() else math.nan
+        except ValueError:
+            weight = math.nan
+        if not weight >= 0 or math.isinf(weight):
+            raise ConfigError(f"{what}: {item!r} is not NAME=WEIGHT with a weight >= 0")
+        if name.strip() in weights:
+            raise ConfigError(f"{what}: {name.strip()} is given twice; give each once")
+        weights[name.strip()] = weight
+    if not sum(weights.values()) > 0:
+        raise ConfigError(f"{what}={value!r}: give at least one NAME=WEIGHT with a weight > 0")
+    return weights

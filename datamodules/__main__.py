@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 
 from configs import ConfigError, parse_size
-from datamodules.mixture import BudgetError, MixedStream
+from datamodules.language_mix import mixed_stream, parse_languages
+from datamodules.mixture import BudgetError
 from datamodules.pool import PoolError, TokenPool
 from datamodules.prepare import PrepareSpec, prepare
 from datamodules.sources import SourceError
@@ -59,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
         help="code validation set; default: hold out by a hash of each document's name",
     )
     p.add_argument("--val-fraction", type=float, default=0.02, help="share held out without --val")
+    p.add_argument(
+        "--val-fraction-by-language",
+        type=lang_weights,
+        default={},
+        help="per-language shares held out instead, e.g. C=0.03,C++=0.12",
+    )
     p.add_argument("--out", required=True, help="pool folder to create")
     vocab = p.add_mutually_exclusive_group()
     vocab.add_argument("--vocab-size", type=int, help="train a byte-level BPE (default 65536)")
@@ -80,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--pool", required=True)
     s.add_argument("--tokens", required=True, help="budget D, e.g. 2M (a multiple of --seq-len)")
     s.add_argument("--code-fraction", type=float, default=1.0)
+    s.add_argument("--languages", help="the run's data.languages, e.g. Python=0.5,C=0.5")
     s.add_argument("--seq-len", type=int, required=True)
     s.add_argument("--out", required=True, help="FILE.npz with arrays `tokens` and `source`")
     return top
@@ -91,6 +99,7 @@ def run_prepare(args: argparse.Namespace) -> None:
         nl=specs(args.nl),
         val=specs(args.val),
         val_fraction=args.val_fraction,
+        val_fraction_by_language=args.val_fraction_by_language,
         vocab_size=None if args.tokenizer else (args.vocab_size or 65536),
         tokenizer=args.tokenizer,
         tokenizer_sample_bytes=int(parse_size(args.tokenizer_sample, "--tokenizer-sample")),
@@ -135,7 +144,8 @@ def run_stream(args: argparse.Namespace) -> None:
             "sequences (use the `tokens` of its plan.json)"
         )
     pool = TokenPool(args.pool)
-    stream = MixedStream(pool.stream("code"), pool.stream("nl"), args.code_fraction, args.seq_len)
+    languages = parse_languages(args.languages) if args.languages else None
+    stream = mixed_stream(pool, args.code_fraction, args.seq_len, languages, tokens)
     ids, source = stream.head(tokens)
     np.savez(args.out, tokens=ids, source=source)
     print(

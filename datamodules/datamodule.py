@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from datamodules.language_mix import mixed_stream, trained_languages
 from datamodules.mixture import MixedStream
 from datamodules.pool import TokenPool
 
@@ -111,10 +112,6 @@ class ValidationWindows(Dataset):
         }
 
 
-def mixed_stream(pool: TokenPool, code_fraction: float, seq_len: int) -> MixedStream:
-    return MixedStream(pool.stream("code"), pool.stream("nl"), code_fraction, seq_len)
-
-
 def rank_share(n: int, rank: int, world_size: int) -> range:
     """Contiguous, disjoint, covering shares of range(n); no padding, so nothing counts twice."""
     return range(n * rank // world_size, n * (rank + 1) // world_size)
@@ -138,7 +135,8 @@ class RankWindows(Dataset):
 
 class PoolDataModule(L.LightningDataModule):
     """Serves one run's budget of a pool: `total_steps` global batches of the stream mixed at
-    `code_fraction`, and the whole code validation set."""
+    `code_fraction` (its code at the `languages` weights, when given), and the whole code
+    validation set."""
 
     def __init__(
         self,
@@ -151,6 +149,7 @@ class PoolDataModule(L.LightningDataModule):
         total_steps: int,
         val_batch_size: int,
         num_workers: int = 0,
+        languages: dict[str, float] | None = None,
     ):
         super().__init__()
         self.open_pool, self.build_pool, self.code_fraction = open_pool, build_pool, code_fraction
@@ -160,6 +159,7 @@ class PoolDataModule(L.LightningDataModule):
             val_batch_size,
             num_workers,
         )
+        self.languages = languages
         self.pool: TokenPool | None = None
         self.stream: MixedStream | None = None
 
@@ -168,8 +168,24 @@ class PoolDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.pool = self.open_pool()
-        self.stream = mixed_stream(self.pool, self.code_fraction, self.seq_len)
+        tokens = self.sequences * self.seq_len
+        self.stream = mixed_stream(
+            self.pool, self.code_fraction, self.seq_len, self.languages, tokens
+        )
         self.stream.check_budget(self.sequences * self.seq_len)
+
+    def trained_languages(self) -> dict | None:
+        """The language weights and code tokens per language this run trains on (None: the
+        pool's own proportions)."""
+        if not self.languages:
+            return None
+        return trained_languages(
+            self.pool,
+            self.code_fraction,
+            self.seq_len,
+            self.languages,
+            self.sequences * self.seq_len,
+        )
 
     @property
     def sequences(self) -> int:

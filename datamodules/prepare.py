@@ -35,7 +35,7 @@ from datamodules.corpus import (
 )
 from datamodules.dedup import Decontaminator, normalized_hash
 from datamodules.installed import installed_files
-from datamodules.languages import canonical_language, known_language
+from datamodules.languages import canonical_language, known_language, language_of_path
 from datamodules.pool import POOL_FORMAT, PoolError, TokenPool, token_dtype
 from datamodules.sources import (
     Columns,
@@ -82,6 +82,9 @@ class PrepareSpec:
     nl: tuple[str, ...] = ()
     val: tuple[str, ...] = ()  # empty: hold out `val_fraction` of the code documents by name
     val_fraction: float = 0.02
+    val_fraction_by_language: dict[str, float] = field(
+        default_factory=dict
+    )  # overrides, e.g. C=0.1
     vocab_size: int | None = 65536
     tokenizer: str | None = None  # a tokenizer.json to use instead of training one
     tokenizer_sample_bytes: int = 1 << 30
@@ -119,6 +122,12 @@ class PrepareSpec:
             raise PoolError(
                 f"near_dup_threshold={self.near_dup_threshold}: a Jaccard similarity in (0, 1]"
             )
+        for language, share in self.val_fraction_by_language.items():
+            if self.val or not 0.0 < share < 1.0 or not known_language(language):
+                raise PoolError(
+                    f"--val-fraction-by-language {language}={share}: a known language name and "
+                    "a share in (0, 1), and only without --val (a --val set is used whole)"
+                )
         if not self.val and not 0.0 < self.val_fraction < 1.0:
             raise PoolError(
                 f"val_fraction={self.val_fraction}: with no --val set it must be in (0, 1)"
@@ -130,12 +139,23 @@ class PrepareSpec:
         matched: `html`, `htm` and `HTML` are one language."""
         return {canonical_language(k).lower(): v for k, v in self.lang_weights.items()}
 
+    def val_fraction_for(self, language: str | None) -> float:
+        """The share of `language`'s documents held out (small languages need a larger one to
+        get a validation set that measures them)."""
+        shares = {canonical_language(k): v for k, v in self.val_fraction_by_language.items()}
+        return shares.get(canonical_language(language or ""), self.val_fraction)
+
     @property
     def columns(self) -> Columns:
         return Columns(self.text_columns, self.language_columns, self.path_columns)
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        """The spec as recorded; a field added later is left out at its default, so the pools
+        (and embedded cache keys) made before it keep their records."""
+        record = json.loads(json.dumps(asdict(self)))
+        if not record["val_fraction_by_language"]:
+            del record["val_fraction_by_language"]
+        return record
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -209,7 +229,9 @@ def held_out(doc: Document, spec: PrepareSpec, source: str) -> bool:
     a validation module (the embedded prose)."""
     if spec.val or (source == "nl" and spec.nl not in ((STDLIB,), (INSTALLED,))):
         return False
-    return is_validation(split_key(doc, source), spec.val_fraction)
+    key = split_key(doc, source)
+    language = doc.language if source == "code" else language_of_path(key)
+    return is_validation(key, spec.val_fraction_for(language))
 
 
 # ---- steps -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from configs import ConfigError
 from datamodules.config_pool import PoolSource, pool_source
 from datamodules.datamodule import PoolDataModule
+from datamodules.language_mix import parse_languages
 from datamodules.pool import TokenPool, unigram_bits_per_char
 from lightning_modules.attention import check_backend, check_head_dim
 from lightning_modules.bpc import ValidationBPC
@@ -303,6 +304,7 @@ def fit_and_record(
         total_steps=plan.steps,
         val_batch_size=plan.micro_batch,
         num_workers=cfg.data.num_workers,
+        languages=parse_languages(cfg.data.languages) if cfg.data.languages else None,
     )
     module = DecoderLM.create(
         DecoderConfig(
@@ -341,7 +343,7 @@ def fit_and_record(
         fail(trainer, result_path, plan, plan.steps, f"validation BPC is {bpc.result['bpc']}")
     if not trainer.is_global_zero:
         return {}
-    result = make_result(cfg, plan, bpc.result, datamodule.pool, clock.seconds(), family)
+    result = make_result(cfg, plan, bpc.result, datamodule, clock.seconds(), family)
     write_json_atomic(result_path, result)
     print(
         f"validation BPC {result['val_bpc']:.4f} (bits per byte {result['val_bpb']:.4f}); "
@@ -363,17 +365,18 @@ def make_result(
     cfg: DictConfig,
     plan: RunPlan,
     final: dict,
-    pool: TokenPool,
+    datamodule: PoolDataModule,
     wall_seconds: float,
     family: dict,
 ) -> dict:
-    p = plan.as_dict()
+    p, pool = plan.as_dict(), datamodule.pool
     return {
         "status": "completed",
         "n_params": p["n_params"],
         "n_params_with_embedding": p["n_params_with_embedding"],
         "tokens": p["tokens"],
         "code_fraction": cfg.data.code_fraction,
+        "languages": datamodule.trained_languages(),
         "flops": p["flops"],
         "flops_with_attention": p["flops_with_attention"],
         "attention": p["attention"],

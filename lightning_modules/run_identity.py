@@ -37,6 +37,8 @@ SESSION_KEYS = (
     "run.name",
     "run.dir",
 )
+# Added after runs were recorded: null (the default) leaves those runs' identities as they were.
+NULL_AS_ABSENT = ("data.languages",)
 SIZE_KEYS = (
     "model.n",
     "data.tokens",
@@ -77,6 +79,7 @@ def run_identity(cfg: DictConfig, fingerprint: dict[str, str]) -> dict[str, Any]
         key: value
         for key, value in flat.items()
         if not any(key == s or key.startswith(s + ".") for s in SESSION_KEYS)
+        and not (key in NULL_AS_ABSENT and value is None)
     }
     for key in SIZE_KEYS:
         if identity.get(key) not in (None, "auto"):

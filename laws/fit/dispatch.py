@@ -31,10 +31,24 @@ def fit_law(runs: Runs, law: str, weights: np.ndarray | None = None, **options: 
 
 
 def fit_per_language(
-    runs: Runs, law: str, mixture: str | None = None, **options: Any
+    runs: Runs,
+    law: str,
+    mixture: str | None = None,
+    languages: list[str] | None = None,
+    **options: Any,
 ) -> dict[str, Fit]:
-    """One fit per language found in the runs (rows with a language label)."""
-    languages = runs.languages()
+    """One fit per language found in the runs (rows with a language label), or per one of
+    `languages` (a validation language the runs did not train on is noise to a law)."""
+    found = runs.languages()
+    if languages:
+        missing = [x for x in languages if x not in found]
+        if missing:
+            raise LawsError(
+                f"--languages {', '.join(missing)}: no per-language losses for it; the runs have "
+                f"{', '.join(found) or 'none'}"
+            )
+        found = list(languages)
+    languages = found
     if not languages:
         raise LawsError(
             "no per-language losses in these runs (result.json 'val_bpc_by_language' or a "

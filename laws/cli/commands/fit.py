@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from laws.analysis.bootstrap import REFITS, bootstrap
+from laws.analysis.language_laws import exponent_rows
 from laws.analysis.validate import HOLDOUT_KEYS, extrapolation, leave_one_size_out, split
 from laws.cli.common import Output, add_no_average, cutoff, format_table, load_runs, quantity
 from laws.errors import LawsError
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixture", help="fit only this mixture (e.g. 1, 0.7)")
     parser.add_argument("--language", help="fit this language's loss instead of the overall one")
     parser.add_argument("--per-language", action="store_true", help="one law per language")
+    parser.add_argument(
+        "--languages", help="with --per-language: only these, e.g. C,C++,Python (default: all)"
+    )
     parser.add_argument(
         "--holdout", type=cutoff, metavar="CUT", help="fit below n<N or c<C, test the rest"
     )
@@ -86,12 +90,13 @@ def run(args: argparse.Namespace) -> Output:
     options = _options(args)
     alone = {**options, "workers": args.workers} if args.law == "chinchilla" else options
     if args.per_language:
-        if args.holdout or args.bootstrap or args.leave_one_size_out or args.language:
+        if args.holdout or args.leave_one_size_out or args.language:
             raise LawsError(
-                "--per-language fits every language at once; use --language L for a holdout, "
-                "bootstrap or leave-one-size-out on one language"
+                "--per-language fits every language at once; use --language L for a holdout "
+                "or leave-one-size-out on one language"
             )
-        fits = fit_per_language(runs, args.law, args.mixture, **alone)
+        chosen_languages = args.languages.split(",") if args.languages else None
+        fits = fit_per_language(runs, args.law, args.mixture, chosen_languages, **alone)
         data = per_language_json(fits)
         text = []
         for lang, fit in fits.items():
@@ -100,7 +105,12 @@ def run(args: argparse.Namespace) -> Output:
             record = data["languages"][lang]
             record["extrapolation"] = check
             record["fit"]["left_out"] = left = left_out_summary(chosen)
-            text.append(f"[{lang}]\n" + _report(fit, check, left))
+            parts = [f"[{lang}]", _report(fit, check, left)]
+            if args.bootstrap:
+                record["bootstrap"] = boot = _bootstrap(args, chosen, fit, options)
+                parts.append(_bootstrap_text(boot))
+            text.append("\n".join(parts))
+        text.append(_exponents_text(data))
         return _finish(args, data, "\n\n".join(text))
 
     chosen = runs.select(args.mixture, args.language)
@@ -139,26 +149,69 @@ def run(args: argparse.Namespace) -> Output:
             )
         )
     if args.bootstrap:
-        try:
-            boot = bootstrap(
-                train,
-                args.law,
-                args.bootstrap,
-                seed=args.seed,
-                workers=args.workers,
-                budgets=args.budget,
-                points=[tuple(p) for p in args.point],
-                level=args.level,
-                refit_from=args.bootstrap_refit,
-                base=fit,
-                flops_per_token=args.flops_per_token,
-                **options,
-            ).to_json()
-        except LawsError as error:  # every draw failed: the fit stands, without intervals
-            boot = {"resamples": args.bootstrap, "succeeded": 0, "error": str(error)}
-        data["bootstrap"] = boot
+        data["bootstrap"] = boot = _bootstrap(args, train, fit, options)
         text.append(_bootstrap_text(boot))
     return _finish(args, data, "\n\n".join(text))
+
+
+def _bootstrap(args: argparse.Namespace, train, fit: Fit, options: dict[str, Any]) -> dict:
+    try:
+        return bootstrap(
+            train,
+            args.law,
+            args.bootstrap,
+            seed=args.seed,
+            workers=args.workers,
+            budgets=args.budget,
+            points=[tuple(p) for p in args.point],
+            level=args.level,
+            refit_from=args.bootstrap_refit,
+            base=fit,
+            flops_per_token=args.flops_per_token,
+            **options,
+        ).to_json()
+    except LawsError as error:  # every draw failed: the fit stands, without intervals
+        return {"resamples": args.bootstrap, "succeeded": 0, "error": str(error)}
+
+
+def _exponents_text(data: dict[str, Any]) -> str:
+    """The languages side by side: status, held-out error, E and the exponents [interval]."""
+    rows = exponent_rows(data)
+
+    def value(row: dict, name: str) -> str:
+        if row[name] is None:
+            return "-"
+        low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
+        span = f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else ""
+        return f"{row[name]:.4g}{span}"
+
+    table = [
+        {
+            "language": r["language"],
+            "status": r["status"],
+            "held_out": r["held_out_mean_error"],
+            "E": value(r, "E"),
+            "alpha": value(r, "alpha"),
+            "beta": value(r, "beta"),
+        }
+        for r in rows
+    ]
+    return (
+        "exponents per language (N: alpha, D: beta; [bootstrap interval] with --bootstrap):\n"
+        + (
+            format_table(
+                table,
+                [
+                    ("language", "language", ""),
+                    ("status", "status", ""),
+                    ("held_out", "held-out mean", ".3%"),
+                    ("E", "E", ""),
+                    ("alpha", "alpha", ""),
+                    ("beta", "beta", ""),
+                ],
+            )
+        )
+    )
 
 
 def _finish(args: argparse.Namespace, data: dict[str, Any], text: str) -> Output:

@@ -15,6 +15,7 @@ import numpy as np
 from laws.analysis.hparams import fit_hparams, read_grid
 from laws.cli.common import Output, add_no_average, add_references, cutoff, load_runs, quantity
 from laws.errors import LawsError
+from laws.fit.forms import read_json
 from laws.present import figures
 from laws.present.figures import KINDS, LabelledLaw, Palette, Plot, Reference
 from laws.runs.table import DEFAULT_FLOPS_PER_TOKEN, Runs
@@ -76,11 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--language", help="this language's loss, and its law in a per-language fit"
     )
+    parser.add_argument("--synergy", help="synergy: a `laws synergy --out` file")
     parser.add_argument("--flops-per-token", type=float, default=DEFAULT_FLOPS_PER_TOKEN)
     add_no_average(parser)
 
 
 def run(args: argparse.Namespace) -> Output:
+    if args.kind in FROM_FILE:
+        plot = FROM_FILE[args.kind](args)
+        written = [str(path) for path in figures.save(plot.figure, args.out, args.kind)]
+        data = {"kind": args.kind, "written": written, "data": figures.summarise(plot.data)}
+        return Output(data, f"{args.kind}: written {', '.join(written)}")
     if args.kind == "hparams":
         plot = _hparams(args)
         written = [str(path) for path in figures.save(plot.figure, args.out, args.kind)]
@@ -207,6 +214,23 @@ def _hparams(args: argparse.Namespace) -> Plot:
         raise LawsError(f"{args.fit[0]}: not a law file of `python -m laws hparams`")
     return figures.hparams(grid, law)
 
+
+def _exponents(args: argparse.Namespace) -> Plot:
+    if len(args.fit) != 1:
+        raise LawsError("plot exponents draws one `laws fit --per-language` file: give one --fit")
+    return figures.exponents(read_json(args.fit[0]))
+
+
+def _synergy(args: argparse.Namespace) -> Plot:
+    if not args.synergy:
+        raise LawsError("plot synergy needs --synergy FILE (from `laws synergy --out`)")
+    return figures.synergy_matrix(read_json(args.synergy))
+
+
+FROM_FILE: dict[str, Callable[[argparse.Namespace], Plot]] = {
+    "exponents": _exponents,
+    "synergy": _synergy,
+}
 
 DRAW: dict[str, Callable[..., Plot]] = {
     "design": _design,

@@ -12,6 +12,7 @@ a model size, a token budget or a mixture has the same colour in every figure of
 from laws.present.figures.common import PAGE_WIDTH, Palette, Plot, save, summarise
 from laws.present.figures.fig_design import design
 from laws.present.figures.fig_hparams import hparams
+from laws.present.figures.fig_languages import exponents, synergy_matrix
 from laws.present.figures.fig_mixtures import DEFAULT_RATIOS, mixtures
 from laws.present.figures.fig_optimal import CURVE_POINTS, Reference, optimal
 from laws.present.figures.fig_quality import quality
@@ -26,7 +27,17 @@ from laws.present.figures.inputs import (
     read_fits,
 )
 
-KINDS = ("design", "scaling", "surface", "optimal", "mixtures", "quality", "hparams")
+KINDS = (
+    "design",
+    "scaling",
+    "surface",
+    "optimal",
+    "mixtures",
+    "quality",
+    "hparams",
+    "exponents",
+    "synergy",
+)
 
 __all__ = [
     "CURVE_POINTS",
@@ -40,6 +51,7 @@ __all__ = [
     "compute_range",
     "default_sizes",
     "design",
+    "exponents",
     "extent",
     "held_out_mask",
     "hparams",
@@ -51,4 +63,5 @@ __all__ = [
     "scaling",
     "summarise",
     "surface",
+    "synergy_matrix",
 ]

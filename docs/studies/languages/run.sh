@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The language study of issue 20 item 5, end to end (estimated 40 minutes on 2 cores; not yet
+# run): Python, C and C++ from the installed corpus, per-language laws at 3 sizes, the synergy
+# matrix at 100K, and the allocation check (the optimum against the uniform mix at equal tokens).
+# Run from anything; every step resumes. Results go to docs/studies/languages/.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+S=docs/studies/languages
+P=pools/languages
+SET=(--set optim.hparam_law=configs/hparam_laws/laptop.json --set trainer.val_every_steps=0
+  --set trainer.progress_bar=false --set trainer.precision=bf16-mixed --set data.pool=$P)
+MIX=C=0.38,C++=0.12,Python=0.5   # the fixed mix of the per-language laws: C++ at 12% fits its supply
+# 1. The pool: the installed corpus with validation sets that measure the small languages
+#    (about 140 C files and 30 C++ files held out; Python 0.5% as in the laptop study).
+[ -f $P/meta.json ] || python -m datamodules prepare --code installed --out $P --vocab-size 512 \
+  --val-fraction 0.005 --val-fraction-by-language C=0.05,C++=0.2 --tokenizer-sample 64M --no-progress
+python -m datamodules info --pool $P > $S/pool.json
+# 2. Per-language laws: 100K, 200K, 400K x 1.5M, 3M, 6M tokens at the fixed mix, WSD families.
+python -m laws design --n 100K:400K:3 --d 1.5M:6M:3 --vocab-size 512 --seq-len 128 --schedule wsd \
+  "${SET[@]}" --set data.languages=$MIX --name languages_laws --out configs/sweeps/languages_laws.yaml
+python sweep.py configs/sweeps/languages_laws.yaml
+python -m laws fit runs/languages_laws --law chinchilla --per-language --languages C,C++,Python --bootstrap 100 \
+  --out $S/per_language.json > $S/per_language.txt 2>&1 || echo "exit $?: no fit" >> $S/per_language.txt
+python -m laws plot exponents --fit $S/per_language.json --out $S
+# 3. Synergy at 100K: 600K tokens of each target, 300K added or 25% replaced, 2 seeds of each base.
+python -m laws synergy-design --languages C,C++,Python --n 100K --base 600K --added 300K --seeds 2 \
+  --vocab-size 512 --seq-len 128 "${SET[@]}" --name languages_synergy --out configs/sweeps/languages_synergy.yaml
+python sweep.py configs/sweeps/languages_synergy.yaml
+python -m laws synergy runs/languages_synergy --exponents $S/per_language.json --out $S/synergy.json \
+  > $S/synergy.txt 2>&1
+python -m laws plot synergy --synergy $S/synergy.json --out $S
+# 4. Allocation at 200K / 2.4M tokens (the uniform mix fits C++'s supply there), checked by training
+#    the optimum and the uniform mix with 2 seeds each.
+SUPPLY=$(python -c "import json; t=json.load(open('$S/pool.json'))['train']['code']['by_language']; print(','.join(f'{k}={t[k][\"tokens\"]}' for k in ('C','C++','Python')))")
+python -m laws allocate --fits $S/per_language.json --synergy $S/synergy.json --tokens 2.4M --n 200K \
+  --supply "$SUPPLY" --fit-mix $MIX --seeds 2 --sweep-out configs/sweeps/languages_check.yaml \
+  --set data.vocab_size=512 --set data.seq_len=128 --set optim.hparam_law=configs/hparam_laws/laptop.json \
+  --set trainer.val_every_steps=0 --set trainer.progress_bar=false --set trainer.precision=bf16-mixed \
+  --set data.pool=$P > $S/allocate.txt
+python -m laws allocate --fits $S/per_language.json --synergy $S/synergy.json --tokens 2.4M --n 200K \
+  --supply "$SUPPLY" --fit-mix $MIX --json > $S/allocate.json
+python sweep.py configs/sweeps/languages_check.yaml
+python - <<'PY' | tee $S/check.md
+import json, pathlib, statistics
+pred = json.load(open("docs/studies/languages/allocate.json"))
+names = pred["languages"]
+measured = {}
+for path in sorted(pathlib.Path("runs/languages_check").glob("*/result.json")):
+    r = json.loads(path.read_text())
+    mix = path.parent.name.split("_seed")[0]
+    measured.setdefault(mix, []).append(statistics.mean(r["val_bpc_by_language"][k] for k in names))
+print("| mix | predicted weighted BPC | measured (mean of seeds) | seeds |")
+print("|---|---:|---:|---|")
+for mix in ("optimum", "uniform"):
+    runs = measured.get(mix, [])
+    print(f"| {mix} | {pred[mix]['weighted']:.4f} | {statistics.mean(runs):.4f} | "
+          f"{', '.join(f'{x:.4f}' for x in runs)} |")
+PY

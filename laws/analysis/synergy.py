@@ -1,0 +1,241 @@
+"""Language synergy: how much a target language's loss gains from another language's tokens.
+
+For a target language i at one model size, the design (`synergy_design`) trains
+  base      D_i tokens of i alone,                      (repeated with seeds: the noise)
+  self      D_i + D_a tokens of i alone,                (what D_a more of i itself is worth)
+  add j     D_i of i plus D_a of j,
+  replace j (1 - q) D_i of i plus q D_i of j            (same budget, part of i swapped for j).
+Base and self give i's local data curve, L_i(D) = L_base + (L_self - L_base) g(D) with
+g(D) = (D_base^-b - D^-b) / (D_base^-b - D_self^-b), the power law of exponent b (i's data
+exponent from its per-language law; b -> 0 is the log-linear limit, the default). A run with
+t_i tokens of i and t_j of j and loss L_i is then worth D_eff = g^-1((L_i - L_base) /
+(L_self - L_base)) tokens of i, and the transfer is T_ij = (D_eff - t_i) / t_j: the tokens of i
+one token of j stands for (1: as good as i itself, 0: no help, < 0: interference). T_ii = 1 by
+construction. T's interval propagates the seed noise of all three losses it is read from (the
+base, the self-add and the run itself; `measured_cell`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from laws.errors import LawsError
+from laws.runs.language_runs import LanguageRun
+
+ADD_SHARE = 0.99  # a run with at least this share of the base's target tokens added to them
+
+
+def effective_tokens(g: float, base: float, self_d: float, b: float) -> float:
+    """The D with g(D) = `g` (module docstring); inf when the gain exceeds what any amount of i
+    gives."""
+    if b == 0:
+        return float(base * (self_d / base) ** g)
+    inner = base**-b - g * (base**-b - self_d**-b)
+    return float(inner ** (-1 / b)) if inner > 0 else float("inf")
+
+
+def transfer_from_change(
+    change: float, slope: float, base: float, self_d: float, b: float, t_i: float, t_j: float
+) -> float:
+    """T_ij of a run with t_i tokens of i and t_j of j whose i-BPC is `change` above the base's,
+    on the local curve whose base-to-self-add change is `slope`."""
+    return (effective_tokens(change / slope, base, self_d, b) - t_i) / t_j
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values))
+
+
+def _only(run: LanguageRun, languages: set[str]) -> bool:
+    return {k for k, v in run.tokens.items() if v > 0} == languages
+
+
+def _group_by_size(runs: list[LanguageRun]) -> dict[float, list[LanguageRun]]:
+    groups: dict[float, list[LanguageRun]] = defaultdict(list)
+    for run in runs:
+        groups[run.n].append(run)
+    return dict(groups)
+
+
+@dataclass(frozen=True)
+class TargetCurve:
+    """A target language's base and self-add runs: its local data curve and its seed noise."""
+
+    language: str
+    base_tokens: float
+    self_tokens: float
+    base_bpc: list[float]
+    self_bpc: float
+    exponent: float
+
+    @property
+    def slope(self) -> float:
+        return self.self_bpc - float(np.mean(self.base_bpc))
+
+    @property
+    def sigma(self) -> float:
+        """Run-to-run sd of the base (nan with one seed)."""
+        return float(np.std(self.base_bpc, ddof=1)) if len(self.base_bpc) > 1 else float("nan")
+
+
+def target_curve(i: str, runs: list[LanguageRun], exponent: float) -> TargetCurve | str:
+    """i's curve from its runs alone, or why it cannot be read off."""
+    alone = [r for r in runs if _only(r, {i})]
+    budgets = sorted({r.tokens[i] for r in alone})
+    if len(budgets) < 2:
+        return f"{i}: needs runs of {i} alone at two budgets (base and self-add)"
+    base_d, self_d = budgets[0], budgets[-1]
+    curve = TargetCurve(
+        i,
+        base_d,
+        self_d,
+        [r.bpc[i] for r in alone if r.tokens[i] == base_d],
+        _mean([r.bpc[i] for r in alone if r.tokens[i] == self_d]),
+        exponent,
+    )
+    if not curve.slope < 0:
+        return (
+            f"{i}: {self_d:.3g} tokens of {i} did not lower its BPC below {base_d:.3g} tokens' "
+            f"({curve.self_bpc:.4f} vs {np.mean(curve.base_bpc):.4f}); no transfer can be read off"
+        )
+    return curve
+
+
+def measured_cell(
+    curve: TargetCurve, run: LanguageRun, j: str, level: float, draws: int, seed: int
+) -> dict:
+    """One run's transfer, and its interval from the noise of all three losses it depends on
+    (the base mean, the self-add run, this run), drawn from Student's t with the base's seeds - 1
+    degrees of freedom (so two seeds give a wide interval, as they should)."""
+    i = curve.language
+    base = float(np.mean(curve.base_bpc))
+    change = run.bpc[i] - base
+    shape = (curve.base_tokens, curve.self_tokens, curve.exponent, run.tokens[i], run.tokens[j])
+    sigma, seeds = curve.sigma, len(curve.base_bpc)
+    noise = sigma * np.sqrt(1 + 1 / seeds)  # sd of (this run - base mean)
+    cell = {
+        "target": i,
+        "auxiliary": j,
+        "kind": "add" if run.tokens[i] >= ADD_SHARE * curve.base_tokens else "replace",
+        "run": run.name,
+        "tokens_target": run.tokens[i],
+        "tokens_auxiliary": run.tokens[j],
+        "bpc": run.bpc[i],
+        "change": change,
+        "noise": noise,
+        "z": change / noise if noise > 0 else float("nan"),
+        "transfer": transfer_from_change(change, curve.slope, *shape),
+        "transfer_low": float("nan"),
+        "transfer_high": float("nan"),
+        "undefined_draws": float("nan"),
+        "data_exponent": curve.exponent,
+    }
+    if np.isfinite(sigma) and sigma > 0:
+        rng = np.random.default_rng(seed)
+        e = sigma * rng.standard_t(seeds - 1, size=(draws, 3))
+        base_k = base + e[:, 0] / np.sqrt(seeds)
+        slope_k = curve.self_bpc + e[:, 1] - base_k
+        change_k = run.bpc[i] + e[:, 2] - base_k
+        ok = slope_k < 0  # a draw whose self-add did not help defines no transfer
+        t = [
+            transfer_from_change(c, s, *shape)
+            for c, s in zip(change_k[ok], slope_k[ok], strict=True)
+        ]
+        if t:
+            tail = (1 - level) / 2 * 100
+            cell["transfer_low"], cell["transfer_high"] = np.percentile(t, [tail, 100 - tail])
+        cell["undefined_draws"] = float(1 - ok.mean())
+    return cell
+
+
+def synergy(
+    runs: list[LanguageRun],
+    exponents: dict[str, float] | None = None,
+    level: float = 0.95,
+    draws: int = 4000,
+    seed: int = 0,
+) -> dict:
+    """The transfer matrix (and the raw loss changes) of one model size's synergy runs."""
+    sizes = _group_by_size(runs)
+    if len(sizes) != 1:
+        raise LawsError(
+            f"synergy runs of {len(sizes)} model sizes ({', '.join(f'{n:.3g}' for n in sizes)}); "
+            "give one size's runs (the transfer is measured at one N)"
+        )
+    ((n, runs),) = sizes.items()
+    exponents = exponents or {}
+    targets = sorted({lang for run in runs for lang, t in run.tokens.items() if t > 0})
+    cells, notes, noise = [], [], {}
+    for i in targets:
+        curve = target_curve(i, runs, float(exponents.get(i, 0.0)))
+        if isinstance(curve, str):
+            notes.append(curve)
+            continue
+        noise[i] = {"seeds": len(curve.base_bpc), "sd": curve.sigma, "base_bpc": curve.base_bpc}
+        if len(curve.base_bpc) < 2:
+            notes.append(f"{i}: one base run; repeat it with another seed to measure the noise")
+        for run in runs:
+            others = [j for j, t in run.tokens.items() if t > 0 and j != i]
+            if len(others) == 1 and run.tokens.get(i, 0) > 0 and i in run.bpc:
+                cells.append(measured_cell(curve, run, others[0], level, draws, seed))
+    return {
+        "n": n,
+        "languages": targets,
+        "level": level,
+        "matrix": transfer_matrix(cells, targets, "add"),
+        "replace_matrix": transfer_matrix(cells, targets, "replace"),
+        "cells": cells,
+        "noise": noise,
+        "notes": notes,
+    }
+
+
+def transfer_matrix(cells: list[dict], languages: list[str], kind: str) -> dict:
+    """{target: {auxiliary: T}}: the mean over repeated cells of one kind; T_ii = 1."""
+    matrix: dict[str, dict[str, float]] = {i: {i: 1.0} for i in languages}
+    grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for cell in cells:
+        if cell["kind"] == kind:
+            grouped[(cell["target"], cell["auxiliary"])].append(cell["transfer"])
+    for (i, j), values in grouped.items():
+        matrix[i][j] = _mean(values)
+    return matrix
+
+
+def matrix_array(matrix: dict, languages: list[str]) -> np.ndarray:
+    """T as an array in `languages` order; an unmeasured pair is 0 (no transfer assumed)."""
+    return np.asarray([[matrix.get(i, {}).get(j, 0.0) for j in languages] for i in languages])
+
+
+def synergy_design(
+    languages: list[str], n: float, base: float, added: float, replace: float, seeds: int
+) -> list[dict]:
+    """The runs of a synergy measurement: name, N, D, language weights, seed."""
+    if len(languages) < 2 or len(set(languages)) != len(languages):
+        raise LawsError("--languages: name at least two different languages")
+    if not 0 < replace < 1 or added <= 0 or base <= 0 or seeds < 1:
+        raise LawsError("need base > 0, added > 0, 0 < replace < 1 and seeds >= 1")
+    runs = []
+
+    def run(name: str, tokens: float, weights: dict[str, float], seed: int = 0) -> None:
+        mix = ",".join(f"{k}={v:.6g}" for k, v in weights.items())
+        runs.append({"name": name, "n": n, "tokens": tokens, "languages": mix, "seed": seed})
+
+    for i in languages:
+        for seed in range(seeds):
+            run(f"{slug(i)}_base" + (f"_seed{seed}" if seed else ""), base, {i: 1.0}, seed)
+        run(f"{slug(i)}_self", base + added, {i: 1.0})
+        for j in languages:
+            if j != i:
+                total = base + added
+                run(f"{slug(i)}_add_{slug(j)}", total, {i: base / total, j: added / total})
+                run(f"{slug(i)}_replace_{slug(j)}", base, {i: 1 - replace, j: replace})
+    return runs
+
+
+def slug(language: str) -> str:
+    """A language name as a folder-name part: C++ -> Cpp, C# -> Csharp."""
+    return language.replace("+", "p").replace("#", "sharp").replace(" ", "-")

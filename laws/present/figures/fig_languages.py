@@ -1,0 +1,75 @@
+"""The language figures of seed 004: per-language exponents side by side, and the synergy
+matrix (the transfer T_ij with the loss change's significance in each cell)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from laws.analysis.language_laws import EXPONENTS, exponent_rows
+from laws.analysis.synergy import matrix_array
+from laws.present.figures.common import PAGE_WIDTH, Plot, _styled
+
+
+@_styled
+def exponents(per_language: dict) -> Plot:
+    """alpha (N) and beta (D) of each language's law, with bootstrap intervals where fitted."""
+    rows = [r for r in exponent_rows(per_language) if r["alpha"] is not None]
+    figure = Figure(figsize=(PAGE_WIDTH, 2.4), layout="constrained")
+    data = {"languages": [r["language"] for r in rows]}
+    for k, name in enumerate(EXPONENTS):
+        ax = figure.add_subplot(1, len(EXPONENTS), k + 1)
+        x = np.arange(len(rows))
+        values = np.asarray([r[name] for r in rows], dtype=float)
+        low = np.asarray(
+            [r[f"{name}_low"] if r[f"{name}_low"] is not None else np.nan for r in rows]
+        )
+        high = np.asarray(
+            [r[f"{name}_high"] if r[f"{name}_high"] is not None else np.nan for r in rows]
+        )
+        errors = np.vstack([values - low, high - values])
+        ax.errorbar(x, values, yerr=np.nan_to_num(errors), fmt="o", capsize=3, color="C0")
+        for xi, row in zip(x, rows, strict=True):
+            if row["status"] != "ok":
+                ax.annotate(
+                    row["status"],
+                    (xi, values[xi]),
+                    fontsize=6,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    color="C3",
+                )
+        ax.set_xticks(x, data["languages"])
+        ax.set(title=f"{name} ({'model size' if name == 'alpha' else 'data'} exponent)")
+        data[name] = values.tolist()
+        data[f"{name}_low"], data[f"{name}_high"] = low.tolist(), high.tolist()
+    return Plot(figure, data)
+
+
+@_styled
+def synergy_matrix(analysis: dict) -> Plot:
+    """T_ij as a heat map (rows: target, columns: added language); each cell also shows the
+    target's BPC change in noise units (z) of the run that measured it."""
+    names = analysis["languages"]
+    t = matrix_array(analysis["matrix"], names)
+    z = np.full_like(t, np.nan)
+    for cell in analysis["cells"]:
+        if cell["kind"] == "add":
+            z[names.index(cell["target"]), names.index(cell["auxiliary"])] = cell["z"]
+    figure = Figure(figsize=(PAGE_WIDTH / 2 + 0.6, 2.6), layout="constrained")
+    ax = figure.add_subplot()
+    span = max(1.0, float(np.nanmax(np.abs(t))))
+    image = ax.imshow(t, cmap="RdBu", vmin=-span, vmax=span)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            label = f"{t[i, j]:+.2f}" + ("" if np.isnan(z[i, j]) else f"\nz={z[i, j]:+.1f}")
+            ax.text(j, i, label if i != j else "1", ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(
+        xlabel="added language j",
+        ylabel="target language i",
+        title=f"transfer T_ij at N={analysis['n']:.3g}",
+    )
+    figure.colorbar(image, ax=ax, label="tokens of i per token of j")
+    return Plot(figure, {"languages": names, "transfer": t.tolist(), "z": z.tolist()})
