@@ -53,3 +53,23 @@ text = "\n".join(lines)
 (S / "table.md").write_text(text + "\n")
 print(text)
 PY
+# The same comparison through `laws compare`: the laptop study's Chinchilla law (34 MHA runs on
+# the same pool, vocabulary, sequence length, lr law and precision, head size 64) scored on each
+# type's 4 runs; a type's signed error against MHA's is its BPC difference as the law sees it.
+python - <<'PY'
+import csv
+from pathlib import Path
+S = Path("docs/studies/attention")
+rows = list(csv.DictReader(open(S / "results.csv")))
+(S / "by_type").mkdir(exist_ok=True)
+for kind in ("mha", "gqa", "mfa", "mfa_kr"):
+    mine = [{k: v for k, v in r.items() if k != "sweep"} for r in rows if r["attention"] == kind]
+    with open(S / "by_type" / f"{kind}.csv", "w", newline="") as out:
+        w = csv.DictWriter(out, mine[0].keys())
+        w.writeheader()
+        w.writerows(mine)
+PY
+for kind in mha gqa mfa mfa_kr; do
+  echo "== $kind"
+  python -m laws compare $S/by_type/$kind.csv --fit docs/studies/laptop/fits/chinchilla.json
+done 2>&1 | tee $S/compare.txt

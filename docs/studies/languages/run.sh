@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 S=docs/studies/languages
-P=pools/languages
+P=.cache/codescale/pool-languages   # git-ignored, like the embedded pools
 SET=(--set optim.hparam_law=configs/hparam_laws/laptop.json --set trainer.val_every_steps=0
   --set trainer.progress_bar=false --set trainer.precision=bf16-mixed --set data.pool=$P)
 MIX=C=0.38,C++=0.12,Python=0.5   # the fixed mix of the per-language laws: C++ at 12% fits its supply
