@@ -287,6 +287,17 @@ def test_a_term_the_runs_cannot_see_is_flagged():
     assert any("alpha = -0.1 is not positive" in p for p in problems)
 
 
+def test_a_fit_whose_coefficient_overflows_is_refused_with_its_cause():
+    """Measured C validation BPC of the language study's 100K and 200K runs (200K is worse at
+    1.5M tokens): with two sizes the optimiser follows ln A -> inf, alpha -> inf until A is no
+    longer a float. That law predicts nan everywhere; it must be a named failure, not nan%."""
+    n = np.repeat([100352.0, 200704.0], 3)
+    d = np.tile([1.5e6, 3e6, 6e6], 2)
+    loss = np.array([3.2141, 2.9343, 2.4905, 3.2591, 2.9260, 2.4710])
+    with pytest.raises(LawsError, match=r"ran away: ln A = .* \(A overflows\).*2 distinct N"):
+        fit_law(Runs.from_arrays(n, d, loss), "chinchilla")
+
+
 def test_two_model_sizes_leave_alpha_free_and_are_flagged():
     """At two sizes, E + A/N^alpha is pinned only through its difference between them, so a law
     with alpha doubled (A rescaled to keep that difference, E shifted to keep the level) fits

@@ -98,6 +98,21 @@ def test_trust_region_from_the_data():
         compute_optimal(EQ2_FARSEER, 1e18, region=TrustRegion(n_min=1e10, n_max=1e11))
 
 
+def test_an_optimum_outside_the_fitted_sizes_is_labelled_an_extrapolation():
+    n_opt = compute_optimal(EQ1_CHINCHILLA, C).n_opt
+    below = TrustRegion.around({"n": [4 * n_opt, 40 * n_opt]})
+    marked = compute_optimal(EQ1_CHINCHILLA, C, region=below)
+    assert marked.n_opt == n_opt and "is 4x below the smallest fitted size" in marked.extrapolation
+    above = compute_optimal(
+        EQ1_CHINCHILLA, C, region=TrustRegion.around({"n": [n_opt / 8, n_opt / 2]})
+    )
+    assert "is 2x above the largest fitted size" in above.extrapolation
+    inside = compute_optimal(
+        EQ1_CHINCHILLA, C, region=TrustRegion.around({"n": [n_opt / 2, 2 * n_opt]})
+    )
+    assert inside.extrapolation is None and "extrapolation" not in inside.to_json()
+
+
 def test_no_interior_optimum_is_flagged():
     tight = TrustRegion(n_min=1e8, n_max=5e8)
     with pytest.warns(RunawayWarning, match="no optimum inside the trust region"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,11 @@ class Allocation:
     d_opt: float
     d_over_n: float
     loss: float
-    note: str | None = None
+    note: str | None = None  # trouble in the search (no interior optimum, a runaway)
+    extrapolation: str | None = None  # N_opt outside the sizes the law was fitted on
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.note is None:
-            del data["note"]
-        return data
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -46,20 +44,37 @@ class TrustRegion:
     """Where a numerical optimum may lie: N within [n_min, n_max] and D/N within bounds.
 
     D >= N by default: below it the Farseer form runs away. `around` widens the fitted data's
-    N range by `factor` on each side.
+    N range by `factor` on each side and keeps that range as `fitted_n`, so an optimum outside
+    the sizes the law was fitted on is labelled an extrapolation (for Chinchilla too).
     """
 
     n_min: float = 0.0
     n_max: float = math.inf
     min_d_over_n: float = 1.0
     max_d_over_n: float = 1e5
+    fitted_n: tuple[float, float] | None = None
 
     @classmethod
     def around(cls, domain: dict[str, list[float]] | None, factor: float = 100.0) -> TrustRegion:
         if not domain or "n" not in domain:
             return cls()
         low, high = domain["n"]
-        return cls(n_min=low / factor, n_max=high * factor)
+        return cls(n_min=low / factor, n_max=high * factor, fitted_n=(low, high))
+
+    def extrapolation_note(self, n: float) -> str | None:
+        """Why an optimum at N is not measured: it lies outside the fitted sizes."""
+        if self.fitted_n is None:
+            return None
+        low, high = self.fitted_n
+        if low <= n <= high:
+            return None
+        factor, side = (
+            (low / n, "below the smallest") if n < low else (n / high, "above the largest")
+        )
+        return (
+            f"N_opt={n:.3g} is {factor:.3g}x {side} fitted size (fitted N {low:.3g} to "
+            f"{high:.3g}): an extrapolation of the law, not a measured optimum"
+        )
 
     def log_n_bounds(self, compute: float, flops_per_token: float) -> tuple[float, float]:
         """ln N bounds for a budget: D/N = C / (k N^2) turns the ratio bounds into N bounds."""
@@ -81,12 +96,16 @@ def compute_optimal(
     flops_per_token: float = DEFAULT_FLOPS_PER_TOKEN,
     region: TrustRegion | None = None,
 ) -> Allocation:
-    """N_opt, D_opt, D/N and the loss at budget `compute` (closed form for Chinchilla)."""
+    """N_opt, D_opt, D/N and the loss at budget `compute` (closed form for Chinchilla), marked
+    when the optimum lies outside the region's fitted sizes."""
     if not compute > 0:
         raise LawsError(f"compute must be positive, got {compute}")
+    region = region or TrustRegion()
     if isinstance(law, Chinchilla):
-        return _chinchilla_optimal(law, compute, flops_per_token)
-    return _searched_optimal(law, compute, flops_per_token, region or TrustRegion())
+        found = _chinchilla_optimal(law, compute, flops_per_token)
+    else:
+        found = _searched_optimal(law, compute, flops_per_token, region)
+    return replace(found, extrapolation=region.extrapolation_note(found.n_opt))
 
 
 def frontier(

@@ -109,7 +109,8 @@ def _huber_block(
 
 def to_law(x: np.ndarray) -> Chinchilla:
     a, b, e, alpha, beta = x
-    return Chinchilla.from_vector([np.exp(e), np.exp(a), alpha, np.exp(b), beta])
+    with np.errstate(over="ignore"):  # an overflowing coefficient is refused by the fit, by name
+        return Chinchilla.from_vector([np.exp(e), np.exp(a), alpha, np.exp(b), beta])
 
 
 def from_law(law: Chinchilla) -> np.ndarray:
@@ -154,6 +155,7 @@ def fit(
     else:
         best_x, best_f, best_status, accepted = _best(x_end, f_end, status, data)
     law = to_law(best_x)
+    _refuse_overflow(law, best_x, runs)
     at_best = int(np.sum(np.isclose(f_end, best_f, rtol=1e-6, atol=1e-15)))
     max_gradient = float(np.abs(huber_objective(best_x, *data)[1]).max())
     return Fit(
@@ -267,6 +269,23 @@ def _scipy_lbfgs(x0: np.ndarray, data: tuple):
             method="L-BFGS-B",
             options={"ftol": FTOL, "gtol": GTOL, "maxiter": 20_000, "maxfun": 40_000},
         )
+
+
+def _refuse_overflow(law: Chinchilla, x: np.ndarray, runs: Runs) -> None:
+    """A coefficient beyond float range (the optimiser following ln A -> inf, alpha -> inf along
+    a direction the runs leave free) is a law that predicts nan: a failed fit, said why."""
+    a, b, _, alpha, beta = x
+    for coef, log_coef, name, exponent, what, values in (
+        ("A", a, "alpha", alpha, "N", runs.n),
+        ("B", b, "beta", beta, "D", runs.d),
+    ):
+        if not np.isfinite(law.params[coef]):
+            raise LawsError(
+                f"the Chinchilla fit ran away: ln {coef} = {log_coef:.4g} ({coef} overflows) with "
+                f"{name} = {exponent:.4g}; the runs do not pin the {what} term "
+                f"({np.unique(values).size} distinct {what}: fit on at least "
+                f"{IDENTIFYING_VALUES})"
+            )
 
 
 def _best(

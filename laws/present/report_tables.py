@@ -133,7 +133,7 @@ def allocation_table(entries: list[Entry], budgets: list[float], k: float) -> Ta
                     f"{a.d_over_n:.1f}",
                     interval(boot, f"d_over_n@C={budget:.3g}", ".1f"),
                     f"{a.loss:.5f}",
-                    a.note or "",
+                    "; ".join(x for x in (a.note, a.extrapolation) if x),
                 ]
             )
     headers = ["law", "C", "N_opt", "D_opt", "D/N", "D/N interval", "loss", "note"]

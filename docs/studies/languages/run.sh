@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The language study of issue 20 item 5, end to end (estimated 40 minutes on 2 cores; not yet
-# run): Python, C and C++ from the installed corpus, per-language laws at 3 sizes, the synergy
+# run): Python, C and C++ from the installed corpus, per-language laws at 4 sizes, the synergy
 # matrix at 100K, and the allocation check (the optimum against the uniform mix at equal tokens).
 # Run from anything; every step resumes. Results go to docs/studies/languages/.
 set -euo pipefail
@@ -15,8 +15,9 @@ MIX=C=0.38,C++=0.12,Python=0.5   # the fixed mix of the per-language laws: C++ a
 [ -f $P/meta.json ] || python -m datamodules prepare --code installed --out $P --vocab-size 512 \
   --val-fraction 0.005 --val-fraction-by-language C=0.05,C++=0.2 --tokenizer-sample 64M --no-progress
 python -m datamodules info --pool $P > $S/pool.json
-# 2. Per-language laws: 100K, 200K, 400K x 1.5M, 3M, 6M tokens at the fixed mix, WSD families.
-python -m laws design --n 100K:400K:3 --d 1.5M:6M:3 --vocab-size 512 --seq-len 128 --schedule wsd \
+# 2. Per-language laws: 100K to 800K x 1.5M, 3M, 6M tokens at the fixed mix, WSD families. Four
+#    sizes: the held-out check fits three and predicts the fourth (two sizes leave A, alpha free).
+python -m laws design --n 100K:800K:4 --d 1.5M:6M:3 --vocab-size 512 --seq-len 128 --schedule wsd \
   "${SET[@]}" --set data.languages=$MIX --name languages_laws --out configs/sweeps/languages_laws.yaml
 python sweep.py configs/sweeps/languages_laws.yaml
 python -m laws fit runs/languages_laws --law chinchilla --per-language --languages C,C++,Python --bootstrap 100 \

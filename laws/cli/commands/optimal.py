@@ -35,26 +35,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Output:
     law, domain = read_fit(args.fit, args.language)
-    if args.n_range:
-        low, high = args.n_range
-    else:
-        around = TrustRegion.around(domain, args.extrapolation)
-        low, high = around.n_min, around.n_max
-    region = TrustRegion(low, high, args.min_d_over_n, args.max_d_over_n)
+    around = TrustRegion.around(domain, args.extrapolation)
+    low, high = args.n_range or (around.n_min, around.n_max)
+    region = TrustRegion(low, high, args.min_d_over_n, args.max_d_over_n, around.fitted_n)
     k = args.flops_per_token
     if args.compute:
         points = [compute_optimal(law, c, k, region) for c in args.compute]
     else:
         points = [optimal_tokens(law, n, k, region) for n in args.n]
     rows = [p.to_json() for p in points]
+    shown = [
+        {**r, "note": "; ".join(filter(None, (p.note, p.extrapolation)))}
+        for r, p in zip(rows, points, strict=True)
+    ]
     text = format_table(
-        rows,
+        shown,
         [
             ("compute", "C", ".3g"),
             ("n_opt", "N_opt", "size"),
             ("d_opt", "D_opt", "size"),
             ("d_over_n", "D/N", ".1f"),
             ("loss", "loss", ".6f"),
+            ("note", "note", ""),
         ],
     )
     return Output(rows, f"{text}\nirreducible loss of this {law.name} law: {law.irreducible():.4g}")
