@@ -11,6 +11,7 @@ import pytest
 from laws.analysis.allocation import LanguageLaw, allocate, losses, own_token_laws, water_filling
 from laws.analysis.synergy import matrix_array, synergy, synergy_design
 from laws.cli.app import main
+from laws.errors import LawsError
 from laws.runs.language_runs import LanguageRun
 
 N = 4e5
@@ -57,6 +58,30 @@ def test_transfer_moves_tokens_to_the_language_that_helps():
     assert losses(laws, transfer, N, tokens, capped["proportions"])[0] == pytest.approx(expected)
 
 
+def test_share_floors_bound_the_optimum_and_impossible_floors_are_named():
+    """The problem above with B kept at 30% or more: the objective falls with p_A, so the
+    optimum sits on B's floor; floors that cannot all be met are refused with the language."""
+    laws = _plain_laws([10.0, 10.0], 0.3)
+    transfer = np.array([[1.0, 0.5], [0.0, 1.0]])
+    w, tokens = np.array([1.0, 0.0]), 1e7
+    result = allocate(laws, transfer, w, N, tokens, np.array([1e9, 1e9]), np.array([0.0, 0.3]))
+    np.testing.assert_allclose(result["proportions"], [0.7, 0.3], atol=1e-4)
+    assert result["at_floor"] == [False, True]
+    with pytest.raises(LawsError, match="add up to 1.2"):
+        allocate(laws, transfer, w, N, tokens, np.array([1e9, 1e9]), np.array([0.6, 0.6]))
+    with pytest.raises(LawsError, match="B .floor 0.5 > supply share 0.2"):
+        allocate(
+            laws,
+            transfer,
+            w,
+            N,
+            tokens,
+            np.array([1e9, 0.2 * tokens]),
+            np.array([0, 0.5]),
+            ["A", "B"],
+        )
+
+
 def test_a_law_fitted_in_total_tokens_is_rewritten_in_effective_tokens():
     """At the mix it was fitted on, the rewritten law predicts what the fitted law does."""
     fitted = {"A": {"E": 1.1, "A": 3.0, "alpha": 0.3, "B": 40.0, "beta": 0.28}}
@@ -76,9 +101,12 @@ TRUE_T = {("C", "Python"): 0.45, ("Python", "C"): 0.2, ("C", "Go"): -0.15, ("Go"
 LAW = {"C": (1.2, 30.0, 0.3), "Python": (1.0, 50.0, 0.32), "Go": (1.4, 25.0, 0.28)}
 
 
-def _synthetic_runs(noise: float, seed: int, seeds: int = 3) -> list[LanguageRun]:
+def _synthetic_runs(
+    noise: float, seed: int, seeds: int = 3, by_share: float = 0.0
+) -> list[LanguageRun]:
     """The design's runs with BPC from L_i = E_i + B_i (t_i + sum_j T_ij t_j)^-beta_i, each
-    multiplied by (1 + noise * standard normal)."""
+    multiplied by (1 + noise * standard normal). With `by_share` the transfer depends on the
+    mix: T_ij (1 + by_share (s - 1/2)), s the native share t_i / sum t."""
     rng = np.random.default_rng(seed)
     runs = []
     for spec in synergy_design(["C", "Go", "Python"], N, 2e6, 1e6, 0.25, seeds):
@@ -86,7 +114,8 @@ def _synthetic_runs(noise: float, seed: int, seeds: int = 3) -> list[LanguageRun
         tokens = {k: float(v) * spec["tokens"] for k, v in weights.items()}
         bpc = {}
         for i, (e, b, beta) in LAW.items():
-            eff = tokens.get(i, 0.0) + sum(
+            factor = 1 + by_share * (tokens.get(i, 0.0) / sum(tokens.values()) - 0.5)
+            eff = tokens.get(i, 0.0) + factor * sum(
                 TRUE_T.get((i, j), 0.0) * t for j, t in tokens.items() if j != i
             )
             if eff > 0:
@@ -103,21 +132,52 @@ def test_synergy_recovers_a_known_transfer_without_noise():
         assert result["replace_matrix"][i][j] == pytest.approx(t, abs=1e-6)
     assert result["matrix"]["Go"]["Python"] == pytest.approx(0.0, abs=1e-6)
     assert any("one base run" in note for note in result["notes"])
+    # each pair is measured in 4 runs: its own add (native share 2/3) and replace (3/4), and
+    # the other target's add (1/3) and replace (1/4); one constant T fits them all exactly
+    for pair in result["pairs"]:
+        truth = TRUE_T.get((pair["target"], pair["auxiliary"]), 0.0)
+        assert pair["transfer"] == pytest.approx(truth, abs=1e-6)
+        assert pair["cells"] == 4 and pair["shares"] == pytest.approx([0.25, 0.75])
+    assert result["lowest_share"] == pytest.approx({"C": 0.25, "Go": 0.25, "Python": 0.25})
 
 
 def test_synergy_intervals_cover_the_truth_at_the_papers_noise():
     """At 0.8% noise per run the intervals must hold the true transfer about as often as they
     claim (95%), however wide that makes them."""
     exponents = {k: v[2] for k, v in LAW.items()}
-    inside = total = 0
+    inside = total = pairs_inside = misfits = 0
     for seed in range(12):
-        for cell in synergy(_synthetic_runs(0.008, seed), exponents, draws=1500)["cells"]:
+        result = synergy(_synthetic_runs(0.008, seed), exponents, draws=1500)
+        for cell in result["cells"]:
             truth = TRUE_T.get((cell["target"], cell["auxiliary"]), 0.0)
             if np.isfinite(cell["transfer_low"]):
                 total += 1
                 inside += cell["transfer_low"] <= truth <= cell["transfer_high"]
+        for pair in result["pairs"]:
+            truth = TRUE_T.get((pair["target"], pair["auxiliary"]), 0.0)
+            pairs_inside += pair["transfer_low"] <= truth <= pair["transfer_high"]
+            misfits += pair["p_one_constant"] < 0.01
     assert total >= 100
     assert inside / total >= 0.85
+    assert pairs_inside / 72 >= 0.85  # 12 studies x 6 pairs
+    assert misfits <= 4  # a constant T: the 1% test should flag about 1 of 72 pairs
+
+
+def test_a_transfer_that_depends_on_the_mix_is_reported():
+    """T three times larger at native share 3/4 than at 1/4: at 0.3% noise per run the F test
+    rejects one constant for the pairs that have a transfer (at 0.8% it catches about a third:
+    docs/laws.md)."""
+    exponents = {k: v[2] for k, v in LAW.items()}
+    caught = 0
+    for seed in range(6):
+        result = synergy(_synthetic_runs(0.003, seed, by_share=2.0), exponents, draws=200)
+        for pair in result["pairs"]:
+            if (pair["target"], pair["auxiliary"]) in {("C", "Python"), ("Go", "C")}:
+                caught += pair["p_one_constant"] < 0.01
+        assert any("depends on the mix" in note for note in result["notes"]) == (
+            any(p["p_one_constant"] < 0.01 for p in result["pairs"])
+        )
+    assert caught >= 9  # of 12
 
 
 def test_synergy_cli_and_plot(tmp_path):
@@ -193,3 +253,36 @@ def test_per_language_fit_can_be_limited_to_the_trained_languages(tmp_path, caps
     assert fits["B"]["params"]["beta"] == pytest.approx(0.35, rel=0.02)
     assert main([*args, "--languages", "A,Rust"]) == 2
     assert "Rust" in capsys.readouterr().err
+
+
+def test_allocate_keeps_the_optimum_where_the_transfer_was_measured(tmp_path, capsys):
+    """C's tokens count fully for Go and Python (T = 1) and nothing helps C: moving any share
+    from Go or Python to C lowers C's loss and leaves theirs, so the optimum is all C; with the
+    measured floor of 1/4 it is C 1/2, Go 1/4, Python 1/4. A mix below a measured share (the
+    unconstrained optimum, the natural mix) is labelled an extrapolation."""
+    names = ["C", "Go", "Python"]
+    matrix = {i: {j: float(i == j or j == "C") for j in names} for i in names}
+    synergy_file = tmp_path / "synergy.json"
+    synergy_file.write_text(
+        json.dumps({"matrix": matrix, "lowest_share": dict.fromkeys(names, 0.25)})
+    )
+    args = ["allocate", "--fits", _per_language_fit(tmp_path), "--synergy", str(synergy_file)]
+    args += ["--tokens", "8M", "--n", "400K", "--supply", "C=20M,Go=4M,Python=100M"]
+    args += ["--fit-mix", "C=1,Go=1,Python=1", "--json"]
+    assert main(args) == 0
+    bounded = json.loads(capsys.readouterr().out)
+    assert list(bounded["optimum"]["proportions"].values()) == pytest.approx(
+        [0.5, 0.25, 0.25], abs=1e-4
+    )
+    assert bounded["optimum"]["below_measured_share"] == {}
+    assert bounded["natural"]["below_measured_share"] == pytest.approx(
+        {"C": 20 / 124, "Go": 4 / 124}
+    )
+    assert main([*args, "--min-share", "0"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert free["optimum"]["proportions"]["C"] == pytest.approx(1.0, abs=1e-4)
+    assert set(free["optimum"]["below_measured_share"]) == {"Go", "Python"}
+    assert main([*args[:-1], "--min-share", "0"]) == 0
+    assert "extrapolation: Go 0.000, Python 0.000" in capsys.readouterr().out
+    assert main([*args, "--min-share", "Go=0.6"]) == 2
+    assert "Go (floor 0.6 > supply share 0.5)" in capsys.readouterr().err

@@ -7,7 +7,10 @@ matrix (T_ii = 1; `laws.analysis.synergy`), and
 A per-language law fitted on runs of one mix p0 saw D (T p0)_i effective tokens at total D, so
 its data coefficient B'_i (in total tokens) is B_i (T p0)_i^-beta_i: B_i = B'_i (T p0)_i^beta_i.
 The objective sum_i w_i L_i is convex in p (each term a decreasing convex power of a linear map),
-so the minimum under sum p = 1 and 0 <= p_i <= supply_i / D is the global one; SLSQP finds it.
+so the minimum under sum p = 1 and floor_i <= p_i <= supply_i / D is the global one; SLSQP finds
+it. The floor keeps each language at the least native share its transfer was measured at: T is
+a first-order account of mixing, and a mix below every measured share (a language left with no
+tokens of its own, say) is an extrapolation the runs do not support.
 """
 
 from __future__ import annotations
@@ -67,37 +70,53 @@ def allocate(
     n: float,
     tokens: float,
     supply: np.ndarray,
+    floor: np.ndarray | None = None,
+    names: list[str] | None = None,
 ) -> dict:
-    """The optimal proportions under the supply caps, with the solver's report."""
+    """The optimal proportions between the floors (default 0) and the supply caps, with the
+    solver's report."""
     caps = np.minimum(supply / tokens, 1.0)
+    floor = np.zeros(len(caps)) if floor is None else np.asarray(floor, dtype=float)
+    names = names or [f"language {k}" for k in range(len(caps))]
     if caps.sum() < 1 - 1e-12:
         raise LawsError(
             f"the supply ({supply.sum():.4g} tokens) is less than D = {tokens:.4g}: no mix of "
             "these languages fills the budget without repeating data; lower --tokens"
         )
-    scale = float(weights @ losses(laws, transfer, n, tokens, caps / caps.sum()))
+    short = [
+        f"{names[k]} (floor {floor[k]:.3g} > supply share {caps[k]:.3g})"
+        for k in np.flatnonzero(floor > caps + 1e-12)
+    ]
+    if short or floor.sum() > 1 + 1e-12:
+        raise LawsError(
+            "the share floors cannot be met: "
+            + (", ".join(short) if short else f"they add up to {floor.sum():.3g} > 1")
+            + "; lower --min-share or --tokens"
+        )
+    # a feasible start: the floors, and what is left shared in proportion to the room above them
+    start = floor + (1 - floor.sum()) * (caps - floor) / (caps - floor).sum()
+    scale = float(weights @ losses(laws, transfer, n, tokens, start))
 
     def objective(p: np.ndarray) -> float:
         return float(weights @ losses(laws, transfer, n, tokens, p)) / scale
 
-    start = caps / caps.sum()
     result = minimize(
         objective,
         start,
         method="SLSQP",
-        bounds=[(0.0, float(c)) for c in caps],
+        bounds=[(float(f), float(c)) for f, c in zip(floor, caps, strict=True)],
         constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1.0}],
         options={"ftol": 1e-14, "maxiter": 500},
     )
-    p = np.clip(result.x, 0.0, caps)
+    p = np.clip(result.x, floor, caps)
     p = p / p.sum()
-    at_cap = [bool(p[i] >= caps[i] - 1e-6) for i in range(len(p))]
     return {
         "proportions": p,
         "converged": bool(result.success),
         "message": str(result.message),
         "iterations": int(result.nit),
-        "at_supply_cap": at_cap,
+        "at_supply_cap": [bool(p[i] >= caps[i] - 1e-6) for i in range(len(p))],
+        "at_floor": [bool(floor[i] > 0 and p[i] <= floor[i] + 1e-6) for i in range(len(p))],
     }
 
 

@@ -2,7 +2,9 @@
 budget, under each language's supply, from per-language laws and the measured transfer
 (laws/analysis/allocation.py; docs/laws.md "Allocating tokens across languages"). Prints the
 optimum beside the uniform and the natural (supply-proportional) mixes, each with its predicted
-per-language losses, and with --sweep-out writes the runs that check the prediction.
+per-language losses, and with --sweep-out writes the runs that check the prediction. With a
+synergy file the optimum keeps every language at or above the least native share its transfer
+was measured at (--min-share), and any mix below it is labelled an extrapolation.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="the language mix the fitted runs trained on, e.g. C=0.5,Python=0.5",
     )
+    parser.add_argument(
+        "--min-share",
+        default="measured",
+        help="least share of each language in the optimum: `measured` (default: the lowest "
+        "native share of its synergy runs; 0 without --synergy), a number, or lang=share,...",
+    )
     parser.add_argument("--sweep-out", help="write a sweep of the optimum and the uniform mix")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seeds", type=int, default=1, help="--sweep-out: seeds of each mix")
@@ -68,28 +76,36 @@ def run(args: argparse.Namespace) -> Output:
         raise LawsError("allocation needs Chinchilla per-language laws (E, A, alpha, B, beta)")
     weights = _mapping(args.weights, "--weights") if args.weights else dict.fromkeys(names, 1.0)
     fit_mix = _mapping(args.fit_mix, "--fit-mix")
-    transfer = np.eye(len(names))
+    transfer, measured = np.eye(len(names)), np.zeros(len(names))
     if args.synergy:
-        transfer = matrix_array(read_json(args.synergy)["matrix"], names)
+        analysis = read_json(args.synergy)
+        transfer = matrix_array(analysis["matrix"], names)
+        measured = measured_shares(analysis, names)
+    floor = _floors(args.min_share, names, measured)
     p0 = np.asarray([fit_mix.get(k, 0.0) for k in names]) / sum(fit_mix.values())
     laws = own_token_laws(params, transfer, p0, names)
     w = np.asarray([weights.get(k, 0.0) for k in names])
     caps = np.asarray([supply[k] for k in names])
-    best = allocate(laws, transfer, w, args.n, args.tokens, caps)
+    best = allocate(laws, transfer, w, args.n, args.tokens, caps, floor, names)
     mixes = {
         "optimum": best["proportions"],
         "uniform": np.full(len(names), 1 / len(names)),
         "natural": caps / caps.sum(),
     }
-    rows, data = [], {"languages": names, "n": args.n, "tokens": args.tokens, "solver": best}
+    data = {"languages": names, "n": args.n, "tokens": args.tokens, "solver": best}
+    data["min_share"] = dict(zip(names, floor.tolist(), strict=True))
+    data["measured_share"] = dict(zip(names, measured.tolist(), strict=True))
+    rows = []
     for label, p in mixes.items():
         per = losses(laws, transfer, args.n, args.tokens, p)
         feasible = bool((p * args.tokens <= caps * (1 + 1e-9)).all())
+        below = {k: float(v) for k, v, m in zip(names, p, measured, strict=True) if v < m - 1e-6}
         data[label] = {
             "proportions": dict(zip(names, p.tolist(), strict=True)),
             "losses": dict(zip(names, per.tolist(), strict=True)),
             "weighted": float(w @ per / w.sum()),
             "within_supply": feasible,
+            "below_measured_share": below,
         }
         rows.append(
             {
@@ -98,24 +114,68 @@ def run(args: argparse.Namespace) -> Output:
                 **{f"L_{k}": v for k, v in zip(names, per, strict=True)},
                 "weighted": float(w @ per / w.sum()),
                 "supply": "ok" if feasible else "exceeds",
+                "note": "extrapolation: " + ", ".join(f"{k} {v:.3f}" for k, v in below.items())
+                if below
+                else "",
             }
         )
     columns = (
         [("mix", "mix", "")]
         + [(f"p_{k}", f"p {k}", ".3f") for k in names]
         + [(f"L_{k}", f"L {k}", ".4f") for k in names]
-        + [("weighted", "weighted L", ".4f"), ("supply", "supply", "")]
+        + [("weighted", "weighted L", ".4f"), ("supply", "supply", ""), ("note", "note", "")]
     )
     capped = [k for k, c in zip(names, best["at_supply_cap"], strict=True) if c]
+    floored = [k for k, c in zip(names, best["at_floor"], strict=True) if c]
     text = [
         f"N={args.n:.3g}, D={args.tokens:.3g}; transfer from {args.synergy or 'none (T = I)'}; "
         f"solver: {'converged' if best['converged'] else 'NOT converged: ' + best['message']}"
-        + (f"; at their supply: {', '.join(capped)}" if capped else ""),
+        + (f"; at their supply: {', '.join(capped)}" if capped else "")
+        + (f"; at their floor: {', '.join(floored)}" if floored else ""),
         format_table(rows, columns),
     ]
+    if measured.any():
+        text.append(
+            "extrapolation: a share below the least native share the language's transfer was "
+            "measured at ("
+            + ", ".join(f"{k} {m:.3g}" for k, m in zip(names, measured, strict=True))
+            + "); the optimum's floors: "
+            + ", ".join(f"{k} {f:.3g}" for k, f in zip(names, floor, strict=True))
+            + (" (--min-share)" if args.min_share != "measured" else "")
+        )
     if args.sweep_out:
         text.append(_write_check(args, names, mixes))
     return Output(data, "\n\n".join(text))
+
+
+def measured_shares(analysis: dict, names: list[str]) -> np.ndarray:
+    """Each language's lowest native share over its synergy runs (0 where none measured it)."""
+    lowest = analysis.get("lowest_share")
+    if lowest is None:  # a file from before the shares were recorded: read them off the cells
+        lowest = {}
+        for c in analysis.get("cells", []):
+            share = c["tokens_target"] / (c["tokens_target"] + c["tokens_auxiliary"])
+            lowest[c["target"]] = min(lowest.get(c["target"], 1.0), share)
+    return np.asarray([float(lowest.get(k, 0.0)) for k in names])
+
+
+def _floors(text: str, names: list[str], measured: np.ndarray) -> np.ndarray:
+    if text == "measured":
+        return measured.copy()
+    try:
+        return _checked(np.full(len(names), float(text)))
+    except ValueError:
+        given = _mapping(text, "--min-share")
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise LawsError(f"--min-share names {', '.join(unknown)}, not in --supply")
+    return _checked(np.asarray([given.get(k, 0.0) for k in names]))
+
+
+def _checked(floor: np.ndarray) -> np.ndarray:
+    if not ((floor >= 0) & (floor < 1)).all():
+        raise LawsError(f"--min-share: each share must be in [0, 1); got {floor.tolist()}")
+    return floor
 
 
 def _write_check(args: argparse.Namespace, names: list[str], mixes: dict) -> str:

@@ -44,8 +44,24 @@ def run(args: argparse.Namespace) -> Output:
     columns = [("target", "target \\ added", "")] + [(j, j, ".3f") for j in languages]
     text = [
         f"transfer T_ij at N={result['n']:.3g} (tokens of the target one added token is worth; "
-        "1 on the diagonal by definition):",
+        "1 on the diagonal by definition), one constant per pair fitted to all its runs:",
         format_table(matrix, columns),
+        "pairs (runs: those holding the target and one other language; shares: the target's "
+        f"share of their tokens; T's {args.level:.0%} interval; p: does one constant fit, "
+        "F test against the seed noise):",
+        format_table(
+            [{**p, "share_range": "{:.2f}-{:.2f}".format(*p["shares"])} for p in result["pairs"]],
+            [
+                ("target", "target", ""),
+                ("auxiliary", "with", ""),
+                ("cells", "runs", "d"),
+                ("share_range", "shares", ""),
+                ("transfer", "T", "+.3f"),
+                ("transfer_low", "low", "+.3f"),
+                ("transfer_high", "high", "+.3f"),
+                ("p_one_constant", "p", ".2g"),
+            ],
+        ),
         "runs (change: target BPC minus its base mean; noise: its sd from the base's seeds; "
         f"T's {args.level:.0%} interval from the noise of the base, self-add and run):",
         format_table(
@@ -54,6 +70,7 @@ def run(args: argparse.Namespace) -> Output:
                 ("target", "target", ""),
                 ("auxiliary", "with", ""),
                 ("kind", "kind", ""),
+                ("share", "share", ".2f"),
                 ("change", "change", "+.4f"),
                 ("noise", "noise", ".4f"),
                 ("z", "z", "+.1f"),

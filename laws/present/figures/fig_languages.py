@@ -48,8 +48,9 @@ def exponents(per_language: dict) -> Plot:
 
 @_styled
 def synergy_matrix(analysis: dict) -> Plot:
-    """T_ij as a heat map (rows: target, columns: added language); each cell also shows the
-    target's BPC change in noise units (z) of the run that measured it."""
+    """T_ij (one constant per pair, fitted to all its runs) as a heat map (rows: target,
+    columns: added language); each cell also shows the target's BPC change in noise units (z)
+    of the pair's add run."""
     names = analysis["languages"]
     t = matrix_array(analysis["matrix"], names)
     z = np.full_like(t, np.nan)
