@@ -252,3 +252,17 @@ def eq2_optimal_d_over_n(compute: float) -> float:
 def test_eq2_optimum_by_brute_force():
     # docs/reference.md §4.3: about 155
     assert eq2_optimal_d_over_n(5.36e21) == pytest.approx(154.8, abs=0.1)
+
+
+def test_a_fit_whose_e_underflowed_to_zero_still_warm_starts_its_draws():
+    """A fit can return E = 0 exactly (exp of a very negative ln E, as the language study's C
+    and C++ laws did). Its warm start must still be a finite point: the draws then fail for the
+    real reason, E at its floor, not "every Chinchilla start diverged; check the data's scale"."""
+    law = Chinchilla(E=1e-9, A=534.374, alpha=0.4853, B=76.0743, beta=0.2983)
+    n, d = np.meshgrid(np.geomspace(2e8, 3e9, 5), np.geomspace(2e9, 1e11, 6))
+    runs = Runs.from_arrays(n.ravel(), d.ravel(), law.predict(n.ravel(), d.ravel()))
+    base = fit_law(runs, "chinchilla", starts=GRID)
+    base = dataclasses.replace(base, law=dataclasses.replace(base.law, E=0.0))
+    assert np.isfinite(from_law(base.law)).all()
+    with pytest.raises(LawsError, match="every bootstrap refit failed; the first: resample 0: E ="):
+        bootstrap(runs, "chinchilla", 4, workers=1, starts=GRID, base=base)

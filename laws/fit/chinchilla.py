@@ -114,7 +114,10 @@ def to_law(x: np.ndarray) -> Chinchilla:
 
 
 def from_law(law: Chinchilla) -> np.ndarray:
-    return np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta])
+    """The optimiser's vector of a law; a coefficient that underflowed to 0 (E at its floor)
+    becomes the smallest normal float, so a warm start from it is a finite point."""
+    ln_coefficients = np.log(np.maximum([law.A, law.B, law.E], np.finfo(float).tiny))
+    return np.array([*ln_coefficients, law.alpha, law.beta])
 
 
 def fit(
