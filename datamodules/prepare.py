@@ -66,7 +66,7 @@ INSTALLED = "installed"  # the embedded default: the standard library and every 
 EMBEDDED = (STDLIB, INSTALLED)
 # Bump when the same spec makes a different pool: it names the embedded default's cache and
 # keeps a prepare from resuming a build an older version started.
-PREPARE_VERSION = 4
+PREPARE_VERSION = 5
 STDLIB_SHARD_FILES = 500
 # Fewer validation documents get a warning: n documents fix BPC to about DOCUMENT_SPREAD /
 # sqrt(n) of itself, 5% at 25 (docs/data.md says why).
