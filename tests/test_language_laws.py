@@ -284,5 +284,12 @@ def test_allocate_keeps_the_optimum_where_the_transfer_was_measured(tmp_path, ca
     assert set(free["optimum"]["below_measured_share"]) == {"Go", "Python"}
     assert main([*args[:-1], "--min-share", "0"]) == 0
     assert "extrapolation: Go 0.000, Python 0.000" in capsys.readouterr().out
+    # a given mix is predicted as the law has it: at the fit mix, the fitted laws themselves
+    assert main([*args, "--mix", "C=1,Go=1,Python=1", "--mix", "C=2,Go=1,Python=1"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert given["mix1"]["losses"] == pytest.approx(
+        {k: e + 2.0 * 4e5**-0.3 + b * 8e6**-beta for k, (e, b, beta) in LAW.items()}
+    )
+    assert given["mix2"]["proportions"] == pytest.approx({"C": 0.5, "Go": 0.25, "Python": 0.25})
     assert main([*args, "--min-share", "Go=0.6"]) == 2
     assert "Go (floor 0.6 > supply share 0.5)" in capsys.readouterr().err

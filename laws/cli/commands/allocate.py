@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="least share of each language in the optimum: `measured` (default: the lowest "
         "native share of its synergy runs; 0 without --synergy), a number, or lang=share,...",
     )
+    parser.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="LANG=W,...",
+        help="also predict this mix (repeatable; rows mix1, mix2, ...), e.g. a mix trained before",
+    )
     parser.add_argument("--sweep-out", help="write a sweep of the optimum and the uniform mix")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seeds", type=int, default=1, help="--sweep-out: seeds of each mix")
@@ -92,6 +99,13 @@ def run(args: argparse.Namespace) -> Output:
         "uniform": np.full(len(names), 1 / len(names)),
         "natural": caps / caps.sum(),
     }
+    for k, text in enumerate(args.mix, 1):
+        given = _mapping(text, "--mix")
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise LawsError(f"--mix {text} names {', '.join(unknown)}, not in --supply")
+        p = np.asarray([given.get(name, 0.0) for name in names])
+        mixes[f"mix{k}"] = p / p.sum()
     data = {"languages": names, "n": args.n, "tokens": args.tokens, "solver": best}
     data["min_share"] = dict(zip(names, floor.tolist(), strict=True))
     data["measured_share"] = dict(zip(names, measured.tolist(), strict=True))
