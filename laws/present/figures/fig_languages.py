@@ -1,5 +1,5 @@
 """The language figures of seed 004: per-language exponents side by side, and the synergy
-matrix (the transfer T_ij with the loss change's significance in each cell)."""
+matrix (the transfer T_ij with its interval, and whether one constant fits, in each cell)."""
 
 from __future__ import annotations
 
@@ -49,22 +49,37 @@ def exponents(per_language: dict) -> Plot:
 @_styled
 def synergy_matrix(analysis: dict) -> Plot:
     """T_ij (one constant per pair, fitted to all its runs) as a heat map (rows: target,
-    columns: added language); each cell also shows the target's BPC change in noise units (z)
-    of the pair's add run."""
+    columns: added language); each cell also shows T's interval, and `varies` where the F test
+    rejects one constant across the pair's native shares."""
     names = analysis["languages"]
     t = matrix_array(analysis["matrix"], names)
-    z = np.full_like(t, np.nan)
-    for cell in analysis["cells"]:
-        if cell["kind"] == "add":
-            z[names.index(cell["target"]), names.index(cell["auxiliary"])] = cell["z"]
+    low, high = np.full_like(t, np.nan), np.full_like(t, np.nan)
+    varies = np.zeros(t.shape, dtype=bool)
+    for pair in analysis.get("pairs", []):
+        i, j = names.index(pair["target"]), names.index(pair["auxiliary"])
+        low[i, j], high[i, j] = pair["transfer_low"], pair["transfer_high"]
+        varies[i, j] = bool(pair["p_one_constant"] < 0.01)
     figure = Figure(figsize=(PAGE_WIDTH / 2 + 0.6, 2.6), layout="constrained")
     ax = figure.add_subplot()
     span = max(1.0, float(np.nanmax(np.abs(t))))
     image = ax.imshow(t, cmap="RdBu", vmin=-span, vmax=span)
+    ax.grid(False)
     for i in range(len(names)):
         for j in range(len(names)):
-            label = f"{t[i, j]:+.2f}" + ("" if np.isnan(z[i, j]) else f"\nz={z[i, j]:+.1f}")
-            ax.text(j, i, label if i != j else "1", ha="center", va="center", fontsize=6)
+            label = f"{t[i, j]:+.2f}"
+            if np.isfinite(low[i, j]):
+                label += f"\n[{low[i, j]:.2f}, {high[i, j]:.2f}]"
+            label += "\nvaries" if varies[i, j] else ""
+            dark = abs(t[i, j]) > 0.6 * span
+            ax.text(
+                j,
+                i,
+                label if i != j else "1",
+                ha="center",
+                va="center",
+                fontsize=5.5,
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(len(names)), names)
     ax.set_yticks(range(len(names)), names)
     ax.set(
@@ -73,4 +88,5 @@ def synergy_matrix(analysis: dict) -> Plot:
         title=f"transfer T_ij at N={analysis['n']:.3g}",
     )
     figure.colorbar(image, ax=ax, label="tokens of i per token of j")
-    return Plot(figure, {"languages": names, "transfer": t.tolist(), "z": z.tolist()})
+    data = {"languages": names, "transfer": t.tolist(), "low": low.tolist(), "high": high.tolist()}
+    return Plot(figure, {**data, "varies_with_mix": varies.tolist()})
