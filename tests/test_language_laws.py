@@ -300,3 +300,9 @@ def test_allocate_keeps_the_optimum_where_the_transfer_was_measured(tmp_path, ca
     assert given["mix2"]["proportions"] == pytest.approx({"C": 0.5, "Go": 0.25, "Python": 0.25})
     assert main([*args, "--min-share", "Go=0.6"]) == 2
     assert "Go (floor 0.6 > supply share 0.497)" in capsys.readouterr().err
+    # a language whose synergy runs gave no transfer (its self-add did not help) is named
+    synergy_file.write_text(
+        json.dumps({"matrix": matrix, "lowest_share": {"C": 0.25, "Python": 0.25}})
+    )
+    assert main(args[:-1]) == 0
+    assert "no transfer into Go was measured" in capsys.readouterr().out

@@ -148,6 +148,15 @@ def run(args: argparse.Namespace) -> Output:
         + (f"; at their floor: {', '.join(floored)}" if floored else ""),
         format_table(rows, columns),
     ]
+    if args.synergy:
+        unmeasured = [
+            k for k in names if k not in analysis.get("lowest_share", {k: 0 for k in names})
+        ]
+        if unmeasured:
+            text.append(
+                f"no transfer into {', '.join(unmeasured)} was measured (see the synergy file's "
+                "notes): it learns from its own tokens only (T = 0 from the others)"
+            )
     if measured.any():
         text.append(
             "extrapolation: a share below the least native share the language's transfer was "

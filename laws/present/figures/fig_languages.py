@@ -50,19 +50,21 @@ def exponents(per_language: dict) -> Plot:
 def synergy_matrix(analysis: dict) -> Plot:
     """T_ij (one constant per pair, fitted to all its runs) as a heat map (rows: target,
     columns: added language); each cell also shows T's interval, and `varies` where the F test
-    rejects one constant across the pair's native shares."""
+    rejects one constant across the pair's native shares; a pair without runs is blank."""
     names = analysis["languages"]
     t = matrix_array(analysis["matrix"], names)
     low, high = np.full_like(t, np.nan), np.full_like(t, np.nan)
     varies = np.zeros(t.shape, dtype=bool)
+    measured = np.eye(len(names), dtype=bool)
     for pair in analysis.get("pairs", []):
         i, j = names.index(pair["target"]), names.index(pair["auxiliary"])
+        measured[i, j] = True
         low[i, j], high[i, j] = pair["transfer_low"], pair["transfer_high"]
         varies[i, j] = bool(pair["p_one_constant"] < 0.01)
     figure = Figure(figsize=(PAGE_WIDTH / 2 + 0.6, 2.6), layout="constrained")
     ax = figure.add_subplot()
     span = max(1.0, float(np.nanmax(np.abs(t))))
-    image = ax.imshow(t, cmap="RdBu", vmin=-span, vmax=span)
+    image = ax.imshow(np.where(measured, t, np.nan), cmap="RdBu", vmin=-span, vmax=span)
     ax.grid(False)
     for i in range(len(names)):
         for j in range(len(names)):
@@ -70,7 +72,8 @@ def synergy_matrix(analysis: dict) -> Plot:
             if np.isfinite(low[i, j]):
                 label += f"\n[{low[i, j]:.2f}, {high[i, j]:.2f}]"
             label += "\nvaries" if varies[i, j] else ""
-            dark = abs(t[i, j]) > 0.6 * span
+            label = label if measured[i, j] else "not\nmeasured"
+            dark = measured[i, j] and abs(t[i, j]) > 0.6 * span
             ax.text(
                 j,
                 i,
