@@ -42,6 +42,8 @@ from configs import ConfigError, load_config
 from datamodules.config_pool import pool_source
 from laws.runs.collect import LOG, run_state
 from laws.runs.design import launch_plan
+from lightning_modules.run import require_same_run
+from lightning_modules.run_identity import pool_fingerprint, run_identity
 
 # laws.runs.collect.run_state's, and "blocked": a WSD branch whose parent has not completed
 STATUSES = ("completed", "failed", "interrupted", "missing", "blocked")
@@ -60,7 +62,17 @@ class SweepRun:
         return self.directory / LOG
 
     def state(self) -> dict:
-        return run_state(self.directory)
+        """The folder's state; a completed result of other settings than this run's (the sweep
+        file changed, the run kept its name) is failed, never skipped as if it were this run."""
+        state = run_state(self.directory)
+        if state["status"] == "completed":
+            cfg = load_config(self.overrides)
+            identity = run_identity(cfg, pool_fingerprint(pool_source(cfg)))
+            try:
+                require_same_run(self.directory, identity, "holds the completed result of")
+            except ConfigError as err:
+                state = {**state, "status": "failed", "error": str(err)}
+        return state
 
     def command(self) -> list[str]:
         return [sys.executable, "train.py", *self.overrides]

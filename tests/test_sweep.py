@@ -63,6 +63,30 @@ def test_rerun_executes_only_missing_runs(small_pool, tmp_path, monkeypatch, cap
     assert {r["language"] for r in rows} == {"", "Python", "Java"}
 
 
+def test_a_completed_run_of_other_settings_is_not_skipped_as_this_one(
+    small_pool, tmp_path, monkeypatch, capsys
+):
+    """The sweep file changed under a finished run (the allocation check's optimum moved, say)
+    but the run kept its name: the old result is kept, named and failed, not reported as done."""
+    monkeypatch.chdir(ROOT)
+    overrides = [f"data.pool={small_pool.path}", "data.seq_len=64", "optim.micro_batch=4"]
+    overrides += ["trainer.progress_bar=false", "trainer.val_every_steps=0"]
+    run = {"name": "mix", "n": "60K", "tokens": "8K", "code_fraction": 1.0}
+    first = write_sweep(tmp_path / "first.yaml", [run], overrides)
+    where = f"run.dir={tmp_path / 'runs'}"
+    assert sweep.main([str(first), "--launcher", "local", where]) == 0
+    result = tmp_path / "runs" / "mini" / "mix" / "result.json"
+    kept = result.read_text()
+    changed = write_sweep(tmp_path / "changed.yaml", [{**run, "tokens": "12K"}], overrides)
+    assert sweep.main([str(changed), "--launcher", "local", where]) == 1
+    out = capsys.readouterr()
+    assert "data.tokens: 8000 -> 12000" in out.out + out.err
+    assert "completed, skipped" not in out.out
+    assert result.read_text() == kept
+    assert sweep.main([str(first), "--launcher", "local", where]) == 0  # its own sweep: skipped
+    assert "mix: completed, skipped" in capsys.readouterr().out
+
+
 def _laws(capsys, *args: str) -> str:
     capsys.readouterr()
     assert laws_main(list(args)) == 0
