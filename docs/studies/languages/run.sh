@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The language study of issue 20 item 5, end to end (estimated 40 minutes on 2 cores; not yet
-# run): Python, C and C++ from the installed corpus, per-language laws at 4 sizes, the synergy
+# The language study of issue 20 item 5, end to end (about 35 minutes on 2 cores; README.md):
+# Python, C and C++ from the installed corpus, per-language laws at 4 sizes, the synergy
 # matrix at 100K, and the allocation check (the optimum against the uniform mix at equal tokens).
 # Run from anything; every step resumes. Results go to docs/studies/languages/.
 set -euo pipefail
@@ -23,8 +23,9 @@ python sweep.py configs/sweeps/languages_laws.yaml
 python -m laws fit runs/languages_laws --law chinchilla --per-language --languages C,C++,Python --bootstrap 100 \
   --out $S/per_language.json > $S/per_language.txt 2>&1 || echo "exit $?: no fit" >> $S/per_language.txt
 python -m laws plot exponents --fit $S/per_language.json --out $S
-# 3. Synergy at 100K: 600K tokens of each target, 300K added or 25% replaced, 2 seeds of each base.
-python -m laws synergy-design --languages C,C++,Python --n 100K --base 600K --added 300K --seeds 2 \
+# 3. Synergy at 100K: 600K tokens of each target, 300K added or 25% replaced, 3 seeds of each base
+#    (2 seeds leave the noise one degree of freedom: the first run's sds differed 90x by language).
+python -m laws synergy-design --languages C,C++,Python --n 100K --base 600K --added 300K --seeds 3 \
   --vocab-size 512 --seq-len 128 "${SET[@]}" --name languages_synergy --out configs/sweeps/languages_synergy.yaml
 python sweep.py configs/sweeps/languages_synergy.yaml
 python -m laws synergy runs/languages_synergy --exponents $S/per_language.json --out $S/synergy.json \
@@ -41,19 +42,30 @@ python -m laws allocate --fits $S/per_language.json --synergy $S/synergy.json --
 python -m laws allocate --fits $S/per_language.json --synergy $S/synergy.json --tokens 2.4M --n 200K \
   --supply "$SUPPLY" --fit-mix $MIX --json > $S/allocate.json
 python sweep.py configs/sweeps/languages_check.yaml
+# 5. The same two mixes under the laws without transfer (T = I): does the measured transfer help?
+OPT=$(python -c "import json; p=json.load(open('$S/allocate.json'))['optimum']['proportions']; print(','.join(f'{k}={v:.6g}' for k, v in p.items()))")
+python -m laws allocate --fits $S/per_language.json --tokens 2.4M --n 200K --supply "$SUPPLY" \
+  --fit-mix $MIX --mix "$OPT" --json > $S/allocate_no_transfer.json
 python - <<'PY' | tee $S/check.md
 import json, pathlib, statistics
-pred = json.load(open("docs/studies/languages/allocate.json"))
+S = "docs/studies/languages"
+pred = json.load(open(f"{S}/allocate.json"))
+plain = json.load(open(f"{S}/allocate_no_transfer.json"))
 names = pred["languages"]
 measured = {}
 for path in sorted(pathlib.Path("runs/languages_check").glob("*/result.json")):
     r = json.loads(path.read_text())
-    mix = path.parent.name.split("_seed")[0]
-    measured.setdefault(mix, []).append(statistics.mean(r["val_bpc_by_language"][k] for k in names))
-print("| mix | predicted weighted BPC | measured (mean of seeds) | seeds |")
-print("|---|---:|---:|---|")
-for mix in ("optimum", "uniform"):
-    runs = measured.get(mix, [])
-    print(f"| {mix} | {pred[mix]['weighted']:.4f} | {statistics.mean(runs):.4f} | "
-          f"{', '.join(f'{x:.4f}' for x in runs)} |")
+    measured.setdefault(path.parent.name.split("_seed")[0], []).append(r["val_bpc_by_language"])
+print("| mix | | " + " | ".join(names) + " | weighted |")
+print("|---|---|" + "---:|" * (len(names) + 1))
+row = lambda label, v: print(f"| | {label} | " + " | ".join(f"{v[k]:.4f}" for k in names)
+                             + f" | {statistics.mean(v[k] for k in names):.4f} |")
+for mix, same in (("optimum", "mix1"), ("uniform", "uniform")):
+    runs = measured[mix]
+    print(f"| {mix} | share | " + " | ".join(f"{pred[mix]['proportions'][k]:.3f}" for k in names) + " | |")
+    row("predicted with transfer", pred[mix]["losses"])
+    row("predicted without (T = I)", plain[same]["losses"])
+    for seed, r in enumerate(runs):
+        row(f"measured, seed {seed}", r)
+    row("measured, mean", {k: statistics.mean(r[k] for r in runs) for k in names})
 PY
