@@ -67,9 +67,14 @@ class SweepRun:
         state = run_state(self.directory)
         if state["status"] == "completed":
             cfg = load_config(self.overrides)
-            identity = run_identity(cfg, pool_fingerprint(pool_source(cfg)))
             try:
-                require_same_run(self.directory, identity, "holds the completed result of")
+                fingerprint = pool_fingerprint(pool_source(cfg))
+            except ConfigError:  # the pool is gone: nothing to train on, nothing to compare
+                return {**state, "unchecked": f"its pool {cfg.data.pool} is gone"}
+            try:
+                require_same_run(
+                    self.directory, run_identity(cfg, fingerprint), "holds the completed result of"
+                )
             except ConfigError as err:
                 state = {**state, "status": "failed", "error": str(err)}
         return state
@@ -124,7 +129,10 @@ def log_text(run: SweepRun) -> str:
 def skip_text(run: SweepRun, state: dict) -> str:
     """Why a completed or failed run is not launched."""
     if state["status"] == "completed":
-        return f"{run.name}: completed, skipped"
+        why = state.get("unchecked")
+        return f"{run.name}: completed, skipped" + (
+            f" ({why}: its settings were not checked)" if why else ""
+        )
     return (
         f"{run.name}: failed ({state.get('error')}), not launched: train.py refuses a failed run; "
         f"delete {run.directory} to retry it; {log_text(run)}"

@@ -5,6 +5,7 @@ relaunches interrupted ones and reports failed ones with their log, collect list
 import csv
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def test_a_completed_run_of_other_settings_is_not_skipped_as_this_one(
     """The sweep file changed under a finished run (the allocation check's optimum moved, say)
     but the run kept its name: the old result is kept, named and failed, not reported as done."""
     monkeypatch.chdir(ROOT)
-    overrides = [f"data.pool={small_pool.path}", "data.seq_len=64", "optim.micro_batch=4"]
+    pool = tmp_path / "pool"
+    shutil.copytree(small_pool.path, pool)  # deleted at the end
+    overrides = [f"data.pool={pool}", "data.seq_len=64", "optim.micro_batch=4"]
     overrides += ["trainer.progress_bar=false", "trainer.val_every_steps=0"]
     run = {"name": "mix", "n": "60K", "tokens": "8K", "code_fraction": 1.0}
     first = write_sweep(tmp_path / "first.yaml", [run], overrides)
@@ -85,6 +88,9 @@ def test_a_completed_run_of_other_settings_is_not_skipped_as_this_one(
     assert result.read_text() == kept
     assert sweep.main([str(first), "--launcher", "local", where]) == 0  # its own sweep: skipped
     assert "mix: completed, skipped" in capsys.readouterr().out
+    shutil.rmtree(pool)  # a finished sweep whose pool was removed still reports its runs
+    assert sweep.main([str(changed), "--launcher", "local", where]) == 0
+    assert f"its pool {pool} is gone: its settings were not checked" in capsys.readouterr().out
 
 
 def _laws(capsys, *args: str) -> str:
