@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The language study of issue 20 item 5, end to end (about 35 minutes on 2 cores; README.md):
+# The language study of issue 20 item 5, end to end (about 36 minutes on 2 cores; README.md):
 # Python, C and C++ from the installed corpus, per-language laws at 4 sizes, the synergy
 # matrix at 100K, and the allocation check (the optimum against the uniform mix at equal tokens).
 # Run from anything; every step resumes. Results go to docs/studies/languages/.
@@ -32,10 +32,11 @@ python -m laws synergy runs/languages_synergy --exponents $S/per_language.json -
   > $S/synergy.txt 2>&1
 python -m laws plot synergy --synergy $S/synergy.json --out $S
 # 4. Allocation at 200K / 2.4M tokens (the uniform mix fits C++'s supply there), checked by training
-#    the optimum and the uniform mix with 2 seeds each.
+#    the optimum and the uniform mix with 4 seeds each (2 at first; 2 more added to measure the
+#    seed spread better).
 SUPPLY=$(python -c "import json; t=json.load(open('$S/pool.json'))['train']['code']['by_language']; print(','.join(f'{k}={t[k][\"tokens\"]}' for k in ('C','C++','Python')))")
 python -m laws allocate --fits $S/per_language.json --synergy $S/synergy.json --tokens 2.4M --n 200K \
-  --supply "$SUPPLY" --fit-mix $MIX --seeds 2 --sweep-out configs/sweeps/languages_check.yaml \
+  --supply "$SUPPLY" --fit-mix $MIX --seeds 4 --sweep-out configs/sweeps/languages_check.yaml \
   --set data.vocab_size=512 --set data.seq_len=128 --set optim.hparam_law=configs/hparam_laws/laptop.json \
   --set trainer.val_every_steps=0 --set trainer.progress_bar=false --set trainer.precision=bf16-mixed \
   --set data.pool=$P > $S/allocate.txt
