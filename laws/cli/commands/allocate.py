@@ -100,11 +100,7 @@ def run(args: argparse.Namespace) -> Output:
         "natural": caps / caps.sum(),
     }
     for k, text in enumerate(args.mix, 1):
-        given = _mapping(text, "--mix")
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise LawsError(f"--mix {text} names {', '.join(unknown)}, not in --supply")
-        p = np.asarray([given.get(name, 0.0) for name in names])
+        p = _by_name(text, "--mix", names)
         mixes[f"mix{k}"] = p / p.sum()
     data = {"languages": names, "n": args.n, "tokens": args.tokens, "solver": best}
     data["min_share"] = dict(zip(names, floor.tolist(), strict=True))
@@ -149,9 +145,7 @@ def run(args: argparse.Namespace) -> Output:
         format_table(rows, columns),
     ]
     if args.synergy:
-        unmeasured = [
-            k for k in names if k not in analysis.get("lowest_share", {k: 0 for k in names})
-        ]
+        unmeasured = [k for k, m in zip(names, measured, strict=True) if m == 0]
         if unmeasured:
             text.append(
                 f"no transfer into {', '.join(unmeasured)} was measured (see the synergy file's "
@@ -173,12 +167,7 @@ def run(args: argparse.Namespace) -> Output:
 
 def measured_shares(analysis: dict, names: list[str]) -> np.ndarray:
     """Each language's lowest native share over its synergy runs (0 where none measured it)."""
-    lowest = analysis.get("lowest_share")
-    if lowest is None:  # a file from before the shares were recorded: read them off the cells
-        lowest = {}
-        for c in analysis.get("cells", []):
-            share = c["tokens_target"] / (c["tokens_target"] + c["tokens_auxiliary"])
-            lowest[c["target"]] = min(lowest.get(c["target"], 1.0), share)
+    lowest = analysis.get("lowest_share", {})
     return np.asarray([float(lowest.get(k, 0.0)) for k in names])
 
 
@@ -188,11 +177,16 @@ def _floors(text: str, names: list[str], measured: np.ndarray) -> np.ndarray:
     try:
         return _checked(np.full(len(names), float(text)))
     except ValueError:
-        given = _mapping(text, "--min-share")
+        return _checked(_by_name(text, "--min-share", names))
+
+
+def _by_name(text: str, what: str, names: list[str]) -> np.ndarray:
+    """`lang=value,...` as an array in `names` order (0 for a language not given)."""
+    given = _mapping(text, what)
     unknown = sorted(set(given) - set(names))
     if unknown:
-        raise LawsError(f"--min-share names {', '.join(unknown)}, not in --supply")
-    return _checked(np.asarray([given.get(k, 0.0) for k in names]))
+        raise LawsError(f"{what} {text} names {', '.join(unknown)}, not in --supply")
+    return np.asarray([given.get(k, 0.0) for k in names])
 
 
 def _checked(floor: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from laws.analysis.language_laws import EXPONENTS, exponent_rows
-from laws.analysis.synergy import matrix_array
+from laws.analysis.synergy import MISFIT_P, matrix_array
 from laws.present.figures.common import PAGE_WIDTH, Plot, _styled
 
 
@@ -60,7 +60,7 @@ def synergy_matrix(analysis: dict) -> Plot:
         i, j = names.index(pair["target"]), names.index(pair["auxiliary"])
         measured[i, j] = True
         low[i, j], high[i, j] = pair["transfer_low"], pair["transfer_high"]
-        varies[i, j] = bool(pair["p_one_constant"] < 0.01)
+        varies[i, j] = bool(pair["p_one_constant"] < MISFIT_P)
     figure = Figure(figsize=(PAGE_WIDTH / 2 + 0.6, 2.6), layout="constrained")
     ax = figure.add_subplot()
     span = max(1.0, float(np.nanmax(np.abs(t))))
