@@ -287,6 +287,7 @@ def pair_transfer(
         "on_bound": bool(min(t - T_BOUNDS[0], T_BOUNDS[1] - t) < 1e-4),
         "misfit_ratio": float("nan"),
         "p_one_constant": float("nan"),
+        "undefined_draws": float("nan"),
         "notes": [],
     }
     if pair["on_bound"]:
@@ -311,6 +312,7 @@ def pair_transfer(
     base_k = base + e[:, 0] / np.sqrt(seeds)
     slope_k = curve.self_bpc + e[:, 1] - base_k
     ok = slope_k < 0  # as in `measured_cell`: a draw whose self-add did not help defines no T
+    pair["undefined_draws"] = float(1 - ok.mean())
     if ok.any():
         fits = _least_squares_transfer(curve, base_k[ok], slope_k[ok], t_i, t_j, bpc + e[ok, 2:])[0]
         tail = (1 - level) / 2 * 100

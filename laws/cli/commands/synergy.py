@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> Output:
         "1 on the diagonal by definition), one constant per pair fitted to all its runs:",
         format_table(matrix, columns),
         "pairs (runs: those holding the target and one other language; shares: the target's "
-        f"share of their tokens; T's {args.level:.0%} interval; p: does one constant fit, "
-        "F test against the seed noise):",
+        f"share of their tokens; T's {args.level:.0%} interval; undefined: the share of noise "
+        "draws whose self-add did not help, left out of it; p: does one constant fit, F test "
+        "against the seed noise):",
         format_table(
             [{**p, "share_range": "{:.2f}-{:.2f}".format(*p["shares"])} for p in result["pairs"]],
             [
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> Output:
                 ("transfer", "T", "+.3f"),
                 ("transfer_low", "low", "+.3f"),
                 ("transfer_high", "high", "+.3f"),
+                ("undefined_draws", "undefined", ".1%"),
                 ("p_one_constant", "p", ".2g"),
             ],
         ),
